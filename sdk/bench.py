@@ -1,0 +1,97 @@
+"""Latency of a recogniser bundle on this machine: whole ``recognize()`` calls and the interpreter's invoke alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk.bundle import Bundle, load_bundle
+from sdk.recognizer import Recognizer
+
+
+def sample_crop(height: int, width: int) -> np.ndarray:
+    """A deterministic gray gradient BGR image (height, width, 3), uint8: the default benchmark input.
+
+    Args:
+        height: image height in pixels.
+        width: image width in pixels.
+
+    Returns:
+        The image.
+    """
+    row = np.linspace(0, 255, width, dtype=np.float64)
+    gray = np.clip(row[None, :] * 0.7 + np.linspace(0, 76, height)[:, None], 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def bench_recognizer(
+    bundle: str | Path | Bundle,
+    threads: Sequence[int] = (1, 2),
+    warmup: int = 20,
+    runs: int = 200,
+    image: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Time ``Recognizer.recognize()`` and the bare interpreter invoke for each thread count.
+
+    The bundle is read and verified once; an interpreter is built per thread count. Each measurement is taken
+    per call after ``warmup`` untimed calls.
+
+    Args:
+        bundle: bundle path, shipped bundle name or loaded :class:`~sdk.bundle.Bundle`.
+        threads: interpreter thread counts to try.
+        warmup: untimed calls before measuring.
+        runs: timed calls per thread count (for both measurements).
+        image: BGR crop to read; default :func:`sample_crop` of the model's input size.
+
+    Returns:
+        ``{"bundle", "model_bytes", "backend", "input_shape", "results": [{"threads", "latency_ms_median",
+        "latency_ms_p90", "invoke_ms_median"}, ...]}``.
+
+    Raises:
+        ValueError: ``threads`` empty or below 1, ``runs`` below 1 or ``warmup`` negative.
+        BundleError: the bundle fails to load (see :func:`sdk.bundle.load_bundle`).
+    """
+    if not threads or min(threads) < 1 or runs < 1 or warmup < 0:
+        raise ValueError(f"need threads >= 1, runs >= 1 and warmup >= 0; got {list(threads)}, {runs}, {warmup}")
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    img = sample_crop(*b.manifest.input_hw) if image is None else image
+    backend, results = "", []
+    for t in threads:
+        rec = Recognizer(b, threads=int(t))
+        backend = rec.backend
+        for _ in range(warmup):
+            rec.recognize(img)
+        latency = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            rec.recognize(img)
+            latency.append(_ms(t0))
+        rec.logits(rec.prepare(img))  # sets the input tensor once; the loop below times invoke() alone
+        invoke = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            rec.interpreter.invoke()
+            invoke.append(_ms(t0))
+        results.append(
+            {
+                "threads": int(t),
+                "latency_ms_median": round(float(np.median(latency)), 4),
+                "latency_ms_p90": round(float(np.percentile(latency, 90)), 4),
+                "invoke_ms_median": round(float(np.median(invoke)), 4),
+            }
+        )
+    return {
+        "bundle": str(b.source),
+        "model_bytes": len(b.model),
+        "backend": backend,
+        "input_shape": list(b.manifest.input.shape),
+        "results": results,
+    }

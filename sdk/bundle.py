@@ -1,0 +1,262 @@
+"""The bundle contract: a directory (or one .tar.gz archive) holding ``model.tflite`` and ``manifest.json``.
+
+The manifest says everything the runtime needs; nothing about a model is hard-coded on the device side.
+:func:`validate_manifest` checks a manifest's structure; :func:`load_bundle` also checks the model file's
+size and sha256. Whether the manifest agrees with the model's tensors is checked when an interpreter is built
+(:func:`sdk.interpreter.check_tensors`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sdk.errors import BundleError, ManifestError
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+MODEL_NAME = "model.tflite"
+_REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
+# The shipped default bundles: models/ in a checkout, sdk/default_models in an installed wheel.
+MODELS_DIR = _REPO_MODELS if _REPO_MODELS.is_dir() else Path(__file__).resolve().parent / "default_models"
+
+Kind = Literal["recognizer", "detector"]
+_KINDS = ("recognizer", "detector")
+_DTYPES = ("int8", "uint8", "float32")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape, dtype and affine quantisation (real = scale * (q - zero_point)) of a model input or output."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float = 1.0
+    zero_point: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A bundle's manifest (schema version 1)."""
+
+    kind: Kind
+    name: str
+    architecture: str
+    input: TensorSpec
+    output: TensorSpec
+    sha256: str
+    color_order: Literal["RGB", "BGR"] = "RGB"
+    # float input = (pixel - mean) / std, pixel in [0, 255]
+    mean: float = 0.0
+    std: float = 255.0
+    output_layout: str = "NTC"
+    alphabet: str = ""
+    blank_index: int = -1
+    regions: tuple[str, ...] = ()
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    model_file: str = MODEL_NAME
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self.input.shape[1], self.input.shape[2]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input"]["shape"] = list(self.input.shape)
+        d["output"]["shape"] = list(self.output.shape)
+        d["regions"] = list(self.regions)
+        return d
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle: where it came from, its validated manifest and the model bytes (hash checked)."""
+
+    source: Path
+    manifest: Manifest
+    model: bytes
+
+
+def _need(d: dict[str, Any], key: str, types: type | tuple[type, ...], where: str = "manifest") -> Any:
+    if key not in d:
+        raise ManifestError(f"{where} lacks {key!r}: rebuild the bundle with `lpr-sdk quantize`")
+    value = d[key]
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise ManifestError(f"{where} field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _tensor(d: Any, where: str) -> TensorSpec:
+    if not isinstance(d, dict):
+        raise ManifestError(f"manifest field {where!r} must be an object")
+    shape = _need(d, "shape", list, where)
+    if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ManifestError(f"{where}.shape must be a list of positive integers, got {shape}")
+    dtype = _need(d, "dtype", str, where)
+    if dtype not in _DTYPES:
+        raise ManifestError(f"{where}.dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
+    scale = float(_need(d, "scale", (int, float), where))
+    if scale <= 0:
+        raise ManifestError(f"{where}.scale must be > 0, got {scale}")
+    return TensorSpec(tuple(shape), dtype, scale, int(_need(d, "zero_point", int, where)))
+
+
+def validate_manifest(d: Any) -> Manifest:
+    """Check a manifest dict and return it as a :class:`Manifest`; raise :class:`ManifestError` if it fails."""
+    if not isinstance(d, dict):
+        raise ManifestError("manifest must be a JSON object")
+    version = _need(d, "schema_version", int)
+    if version != SCHEMA_VERSION:
+        raise ManifestError(f"manifest schema_version {version} is not supported (this SDK reads {SCHEMA_VERSION})")
+    kind = _need(d, "kind", str)
+    if kind not in _KINDS:
+        raise ManifestError(f"manifest kind {kind!r} is not one of {', '.join(_KINDS)}")
+    sha = _need(d, "sha256", str)
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ManifestError("manifest sha256 must be 64 lowercase hex digits")
+    inp, out = _tensor(d.get("input"), "input"), _tensor(d.get("output"), "output")
+    if len(inp.shape) != 4 or inp.shape[3] not in (1, 3):
+        raise ManifestError(f"input.shape must be [N, H, W, 1|3], got {list(inp.shape)}")
+    color = d.get("color_order", "RGB")
+    if color not in ("RGB", "BGR"):
+        raise ManifestError(f"color_order must be RGB or BGR, got {color!r}")
+    std = float(d.get("std", 255.0))
+    if std <= 0:
+        raise ManifestError(f"std must be > 0, got {std}")
+    alphabet, blank = d.get("alphabet", ""), d.get("blank_index", -1)
+    regions = d.get("regions", [])
+    if kind == "recognizer":
+        alphabet = _need(d, "alphabet", str)
+        blank = _need(d, "blank_index", int)
+        if len(out.shape) != 3:
+            raise ManifestError(f"a recognizer's output.shape must be [N, T, C], got {list(out.shape)}")
+        if out.shape[2] != len(alphabet) + 1:
+            raise ManifestError(
+                f"output has {out.shape[2]} classes but the alphabet has {len(alphabet)} characters + blank"
+            )
+        if not 0 <= blank < out.shape[2]:
+            raise ManifestError(f"blank_index {blank} is outside [0, {out.shape[2]})")
+        from sdk.formats import REGIONS  # local: formats imports errors only
+
+        if not isinstance(regions, list) or not regions or any(r not in REGIONS for r in regions):
+            raise ManifestError(f"regions must be a non-empty list of {', '.join(REGIONS)}; got {regions!r}")
+    return Manifest(
+        kind=kind,
+        name=str(d.get("name", "")),
+        architecture=_need(d, "architecture", str),
+        input=inp,
+        output=out,
+        sha256=sha,
+        color_order=color,
+        mean=float(d.get("mean", 0.0)),
+        std=std,
+        output_layout=str(d.get("output_layout", "NTC")),
+        alphabet=alphabet,
+        blank_index=blank,
+        regions=tuple(regions),
+        metrics=dict(d.get("metrics", {})),
+        versions=dict(d.get("versions", {})),
+        extra=dict(d.get("extra", {})),
+        model_file=str(d.get("model_file", MODEL_NAME)),
+        schema_version=version,
+    )
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_archive(path: Path) -> tuple[bytes, dict[str, bytes]]:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            files = {}
+            for m in tar.getmembers():
+                if m.isfile():
+                    f = tar.extractfile(m)
+                    files[Path(m.name).name] = f.read() if f else b""
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise BundleError(f"{path}: not a readable bundle archive ({e}); re-download or rebuild it") from e
+    if MANIFEST_NAME not in files:
+        raise BundleError(f"{path}: archive holds no {MANIFEST_NAME}")
+    return files[MANIFEST_NAME], files
+
+
+def resolve_bundle_path(path: str | Path) -> Path:
+    """A bundle path as given, or the name of a shipped default bundle in ``models/`` (e.g. ``cn``, ``latin``)."""
+    p = Path(path)
+    if not p.exists() and not p.is_absolute() and len(p.parts) == 1 and (MODELS_DIR / p).is_dir():
+        return MODELS_DIR / p
+    return p
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load and verify a bundle directory or ``.tar.gz`` archive (or a shipped bundle's name).
+
+    Raises:
+        BundleError: missing, unreadable, truncated or tampered model.
+        ManifestError: the manifest fails validation.
+    """
+    p = resolve_bundle_path(path)
+    if not p.exists():
+        shipped = ", ".join(sorted(d.name for d in MODELS_DIR.iterdir() if d.is_dir())) if MODELS_DIR.is_dir() else ""
+        hint = f" (shipped bundles: {shipped})" if shipped else ""
+        raise BundleError(f"bundle {path} does not exist{hint}")
+    if p.is_dir():
+        mpath = p / MANIFEST_NAME
+        if not mpath.is_file():
+            raise BundleError(f"{p} holds no {MANIFEST_NAME}: not a bundle directory")
+        raw, files = mpath.read_bytes(), None
+    else:
+        raw, files = _read_archive(p)
+    try:
+        manifest = validate_manifest(json.loads(raw.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestError(f"{p}: {MANIFEST_NAME} is not valid JSON ({e})") from e
+    if files is None:
+        model_path = p / manifest.model_file
+        if not model_path.is_file():
+            raise BundleError(f"{p}: model file {manifest.model_file} is missing")
+        model = model_path.read_bytes()
+    else:
+        if manifest.model_file not in files:
+            raise BundleError(f"{p}: archive lacks model file {manifest.model_file}")
+        model = files[manifest.model_file]
+    if not model:
+        raise BundleError(f"{p}: model file {manifest.model_file} is empty")
+    if sha256_bytes(model) != manifest.sha256:
+        raise BundleError(
+            f"{p}: {manifest.model_file} does not match the manifest's sha256 (corrupt, truncated or altered); "
+            "rebuild or re-copy the bundle"
+        )
+    return Bundle(p, manifest, model)
+
+
+def write_bundle(out_dir: str | Path, model: bytes, manifest: dict[str, Any]) -> Bundle:
+    """Write ``model`` and ``manifest`` (sha256 filled in, then validated) into ``out_dir``."""
+    out = Path(out_dir)
+    manifest = {**manifest, "sha256": sha256_bytes(model), "model_file": MODEL_NAME, "schema_version": SCHEMA_VERSION}
+    validated = validate_manifest(manifest)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MODEL_NAME).write_bytes(model)
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return Bundle(out, validated, model)
+
+
+def pack_bundle(bundle_dir: str | Path, archive: str | Path) -> Path:
+    """Pack a bundle directory into one ``.tar.gz`` archive."""
+    b = load_bundle(bundle_dir)
+    archive = Path(archive)
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in ((MANIFEST_NAME, (b.source / MANIFEST_NAME).read_bytes()), (b.manifest.model_file, b.model)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return archive

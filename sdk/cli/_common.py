@@ -1,0 +1,59 @@
+"""Helpers shared by the ``lpr-sdk`` commands."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sdk.errors import LprError, RegionError
+from sdk.formats import check_region
+
+TRAIN_HINT = 'this command needs the training extra: pip install "lpr-sdk[train]"'
+
+bundle_argument = click.argument("bundle", type=click.Path(path_type=Path))
+"""A bundle directory/archive or a shipped bundle's name (``cn``, ``latin``): not checked by click."""
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+
+class MissingExtraError(LprError):
+    """A command needs the optional training dependencies."""
+
+
+def need_training(*modules: str) -> None:
+    """Import the modules a training-side command needs; raise :class:`MissingExtraError` if one is missing.
+
+    Args:
+        *modules: module names (default ``tensorflow``).
+
+    Raises:
+        MissingExtraError: with the install hint.
+    """
+    for name in modules or ("tensorflow",):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise MissingExtraError(TRAIN_HINT) from e
+
+
+def covered_region(region: str | None, covered: tuple[str, ...]) -> str | None:
+    """Check ``--region``: a known region the bundle covers (or None).
+
+    Raises:
+        RegionError: unknown region, or one the bundle was not trained for.
+    """
+    if region is None:
+        return None
+    check_region(region)
+    if region not in covered:
+        raise RegionError(f"this bundle covers region(s) {', '.join(covered)}, not {region!r}")
+    return region
+
+
+def echo_json(obj: Any) -> None:
+    """Print ``obj`` as one line of JSON (non-ASCII kept)."""
+    click.echo(json.dumps(obj, ensure_ascii=False))

@@ -1,0 +1,79 @@
+"""``lpr-sdk quantize``: export a trained run to a full-int8 TFLite bundle, checked against the float model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sdk.cli._common import echo_json, json_option, need_training
+
+_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@click.command("quantize")
+@click.argument("run_dir", type=_DIR)
+@click.option("--calib", required=True, type=_DIR, help="Labelled folder to calibrate the int8 ranges on.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Bundle directory to write (replaced if it exists).",
+)
+@click.option(
+    "--eval",
+    "eval_dir",
+    type=_DIR,
+    help="Labelled folder to compare float and int8 on  [default: the run config's eval set]",
+)
+@click.option(
+    "--eval-split",
+    type=click.Choice(["test", "train", "all"]),
+    default="test",
+    show_default=True,
+    help="Split of --eval to use.",
+)
+@click.option(
+    "--allow-drop", is_flag=True, help="Write the bundle even if int8 loses more than 2 pp of plate accuracy."
+)
+@click.option(
+    "--max-calib", type=click.IntRange(min=1), default=400, show_default=True, help="Calibration images used at most."
+)
+@json_option
+def quantize_cmd(
+    run_dir: Path,
+    calib: Path,
+    out: Path,
+    eval_dir: Path | None,
+    eval_split: str,
+    allow_drop: bool,
+    max_calib: int,
+    as_json: bool,
+) -> None:
+    """Export a trained run to a full-int8 bundle.
+
+    Quantises RUN_DIR's recogniser, compares float and int8 plate accuracy and writes the bundle to --out
+    (needs the training extra).
+    """
+    need_training("tensorflow", "yaml")
+    from training.export import quantize_run
+
+    bundle, metrics = quantize_run(
+        run_dir, calib, out, eval_dir=eval_dir, eval_split=eval_split, allow_drop=allow_drop, max_calib=max_calib
+    )
+    if as_json:
+        echo_json({"bundle": str(bundle.source), "model_bytes": len(bundle.model), "metrics": metrics})
+        return
+    if metrics:
+        click.echo(f"plate accuracy on {metrics['data']} ({metrics['split']}): float vs int8")
+        fl, q8 = ({**metrics[k]["regions"], "overall": metrics[k]["overall"]} for k in ("float", "int8"))
+        for region, m in fl.items():
+            click.echo(
+                f"  {region:<8} n={m['n']:<6} float {m.get('plate_accuracy', 0):.4f}  "
+                f"int8 {q8.get(region, {}).get('plate_accuracy', 0):.4f}"
+            )
+        click.echo(f"  int8 drop: {metrics['int8_drop_pp']} pp")
+    else:
+        click.echo("no eval data: float vs int8 not compared")
+    click.echo(f"bundle: {bundle.source} ({len(bundle.model)} bytes)")

@@ -1,0 +1,103 @@
+"""Picking a TFLite interpreter: ai-edge-litert first, then tflite-runtime, then TensorFlow's tf.lite.
+
+TensorFlow is imported only when neither slim runtime is installed, and the chosen backend is always reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+
+from sdk.bundle import Manifest
+from sdk.errors import BackendError, BundleError, ManifestError
+
+Device = Literal["cpu", "edgetpu"]
+BACKENDS = (
+    ("ai-edge-litert", "ai_edge_litert.interpreter"),
+    ("tflite-runtime", "tflite_runtime.interpreter"),
+    ("tensorflow", "tensorflow.lite"),
+)
+EDGETPU_LIB = "libedgetpu.so.1"
+
+
+def _interpreter_module() -> tuple[str, Any]:
+    for name, module in BACKENDS:
+        try:
+            return name, importlib.import_module(module)
+        except ImportError:
+            continue
+    raise BackendError("no TFLite interpreter found: pip install ai-edge-litert")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what native code writes to fd 2 (LiteRT's "Created TensorFlow Lite XNNPACK delegate" INFO line)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to hide
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def make_interpreter(model: bytes, threads: int = 1, device: Device = "cpu") -> tuple[Any, str]:
+    """Build and allocate an interpreter for ``model`` bytes; return it with the backend's name.
+
+    Args:
+        model: the ``.tflite`` flatbuffer.
+        threads: CPU threads for the interpreter.
+        device: ``cpu``, or ``edgetpu`` to load the Edge TPU delegate (an error if it is absent; never a
+            silent CPU fallback).
+    """
+    name, mod = _interpreter_module()
+    delegates = []
+    if device == "edgetpu":
+        try:
+            delegates = [mod.load_delegate(EDGETPU_LIB)]
+        except (ValueError, OSError, AttributeError) as e:
+            raise BackendError(f"Edge TPU delegate {EDGETPU_LIB} could not be loaded ({e}); install libedgetpu") from e
+    elif device != "cpu":
+        raise BackendError(f"unknown device {device!r}: use cpu or edgetpu")
+    try:
+        with _native_stderr_silenced():
+            interp = mod.Interpreter(model_content=model, num_threads=threads, experimental_delegates=delegates or None)
+            interp.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise BundleError(f"the model does not load in {name} ({str(e).splitlines()[0]}); rebuild the bundle") from e
+    return interp, name
+
+
+def check_tensors(interp: Any, manifest: Manifest) -> None:
+    """Raise :class:`ManifestError` if the model's input/output tensors disagree with the manifest."""
+    for what, details, spec in (
+        ("input", interp.get_input_details(), manifest.input),
+        ("output", interp.get_output_details(), manifest.output),
+    ):
+        if len(details) != 1:
+            raise ManifestError(f"model has {len(details)} {what}s; the manifest describes one")
+        d = details[0]
+        shape, dtype = tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name
+        scale, zp = d["quantization"]
+        if shape != spec.shape or dtype != spec.dtype:
+            raise ManifestError(
+                f"manifest {what} {list(spec.shape)} {spec.dtype} disagrees with the model's {list(shape)} {dtype}"
+            )
+        if dtype != "float32" and (not np.isclose(scale, spec.scale, rtol=1e-5) or zp != spec.zero_point):
+            raise ManifestError(
+                f"manifest {what} quantisation ({spec.scale}, {spec.zero_point}) "
+                f"disagrees with the model's ({scale}, {zp})"
+            )

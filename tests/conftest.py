@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny real LPRNet trained for a few steps on rendered plates, and its int8 bundle."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+
+needs_tf = pytest.mark.skipif(not HAS_TF, reason='needs the training extra: pip install "lpr-sdk[train]"')
+needs_shared_data = pytest.mark.skipif(
+    not (SHARED_DATA / "crops" / "labels.csv").is_file(), reason="../shared/data is absent"
+)
+
+
+def tiny_config(data: Path, steps: int = 30) -> dict:
+    return {
+        "name": "tiny-cn",
+        "alphabet": "cn",
+        "regions": ["cn"],
+        "input_size": [24, 94],
+        "model": {"variant": "reduced", "width": 0.25, "dropout": 0.1},
+        "batch_size": 16,
+        "eval_every": 15,
+        "stages": [{"name": "synth", "steps": steps, "lr": 0.003, "data": [{"path": str(data)}]}],
+        "eval": {"path": str(data), "augment": False},
+    }
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """48 rendered cn plates with labels.csv."""
+    pytest.importorskip("PIL")
+    from training.synth.plates import render_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    render_dataset(out, ["cn"], 48, seed=7)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, synth_dir) -> Path:
+    """A finished (tiny) training run folder."""
+    if not HAS_TF:
+        pytest.skip('needs the training extra: pip install "lpr-sdk[train]"')
+    from training.config import parse_config
+    from training.train_recognizer import train
+
+    run = tmp_path_factory.mktemp("run")
+    train(parse_config(tiny_config(synth_dir)), run, verbose=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_run, synth_dir) -> Path:
+    """The tiny run exported to a full-int8 bundle directory (accuracy drop allowed: it is barely trained)."""
+    from training.export import quantize_run
+
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    quantize_run(tiny_run, synth_dir, out, eval_dir=synth_dir, eval_split="all", allow_drop=True)
+    return out

@@ -1,0 +1,272 @@
+"""Tests of the ``lpr-sdk`` command line (click's CliRunner, in tmp_path)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import needs_tf, tiny_config
+
+from sdk.cli import main
+from sdk.formats import match_format
+
+METRIC_KEYS = {"n", "plate_accuracy", "char_accuracy", "top3_accuracy", "length_consistency", "latency_ms_median"}
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_user_error(result: Result, code: int | None = None) -> str:
+    """Exit code != 0, stderr exactly one ``error:`` line, no traceback anywhere; return that line."""
+    assert result.exit_code != 0, result.output
+    if code is not None:
+        assert result.exit_code == code
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def images_of(data: Path, n: int) -> list[Path]:
+    return sorted((data / "cn").glob("*.jpg"))[:n]
+
+
+def copy_bundle(src: Path, dst: Path, model: bytes | None = None, **manifest_changes) -> Path:
+    """A copy of ``src``; ``model`` replaces model.tflite with its sha256 rewritten; manifest fields updated."""
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / "manifest.json").read_text(encoding="utf-8"))
+    if model is not None:
+        (dst / "model.tflite").write_bytes(model)
+        manifest["sha256"] = hashlib.sha256(model).hexdigest()
+    manifest.update(manifest_changes)
+    (dst / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    return dst
+
+
+def test_cli_import_does_not_load_tensorflow():
+    code = "import sys, sdk.cli; sys.exit('tensorflow' in sys.modules or 'training' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_version_and_help():
+    assert run("--version").output.startswith("lpr-sdk, version ")
+    result = run("--help")
+    for cmd in ("recognize", "evaluate", "bench", "inspect", "synth", "train", "quantize"):
+        assert cmd in result.output
+
+
+def test_recognize_prints_a_line_per_image(tiny_bundle, synth_dir):
+    imgs = images_of(synth_dir, 3)
+    result = run("recognize", tiny_bundle, *imgs)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(p) for p in imgs]
+    assert all(len(line.split("\t")) == 4 for line in lines)
+    assert result.stderr.strip() == "backend: ai-edge-litert"
+
+
+def test_recognize_json(tiny_bundle, synth_dir):
+    imgs = images_of(synth_dir, 2)
+    result = run("recognize", tiny_bundle, *imgs, "--json", "--method", "greedy", "--region", "cn")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    objs = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert len(objs) == 2
+    for obj, img in zip(objs, imgs, strict=True):
+        assert set(obj) == {"image", "text", "confidence", "region", "format", "candidates", "latency_ms"}
+        assert obj["image"] == str(img) and obj["region"] == "cn"
+        assert len(obj["candidates"]) == 1 and set(obj["candidates"][0]) == {"text", "confidence"}
+
+
+def test_recognize_continues_past_unreadable_images(tiny_bundle, synth_dir, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("this is not an image")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    good = images_of(synth_dir, 1)[0]
+    result = run("recognize", tiny_bundle, bad, good, empty, "--json")
+    assert result.exit_code == 1
+    assert [json.loads(line)["image"] for line in result.stdout.strip().splitlines()] == [str(good)]
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("error: ") for e in errors)
+    assert "bad.jpg" in errors[0] and "empty.jpg" in errors[1]
+
+
+@pytest.mark.parametrize("content", [b"this is not an image", b""], ids=["text", "empty"])
+def test_recognize_one_unreadable_image(tiny_bundle, tmp_path, content):
+    img = tmp_path / "plate.jpg"
+    img.write_bytes(content)
+    assert "plate.jpg" in assert_user_error(run("recognize", tiny_bundle, img, "--json"), code=1)
+
+
+def test_evaluate_json(tiny_bundle, synth_dir):
+    result = run("evaluate", tiny_bundle, "--data", synth_dir, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"bundle", "data", "split", "backend", "overall", "regions"} <= set(report)
+    assert report["split"] == "all"
+    assert set(report["regions"]) == {"cn"}
+    assert set(report["regions"]["cn"]) >= METRIC_KEYS and set(report["overall"]) >= METRIC_KEYS
+    assert report["overall"]["n"] == 48
+
+
+def test_evaluate_skips_uncovered_regions(tiny_bundle, synth_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    with open(data / "labels.csv", "a", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerow(("cn/0000000.jpg", "ABC1234", "us", "fake"))
+    result = run("evaluate", tiny_bundle, "--data", data)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("note: skipped") and "1 us" in result.stderr
+    assert "cn" in result.stdout and "overall" in result.stdout
+
+
+def test_bench_json(tiny_bundle):
+    result = run("bench", tiny_bundle, "--json", "--runs", 5, "--warmup", 2, "--threads", "1,2")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model_bytes"] == (tiny_bundle / "model.tflite").stat().st_size
+    assert report["backend"] == "ai-edge-litert" and report["input_shape"] == [1, 24, 94, 3]
+    assert [r["threads"] for r in report["results"]] == [1, 2]
+    assert all({"latency_ms_median", "latency_ms_p90", "invoke_ms_median"} <= set(r) for r in report["results"])
+
+
+def test_inspect_json_lists_ops(tiny_bundle):
+    result = run("inspect", tiny_bundle, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["kind"] == "recognizer" and info["regions"] == ["cn"] and info["alphabet_size"] == 65
+    assert info["model_bytes"] == (tiny_bundle / "model.tflite").stat().st_size
+    ops = {o["op"]: o["count"] for o in info["ops"]}
+    assert ops.get("CONV_2D", 0) > 0
+    assert run("inspect", tiny_bundle).exit_code == 0
+
+
+def test_synth_writes_plates_of_the_region_formats(tmp_path):
+    pytest.importorskip("PIL")
+    out = tmp_path / "synth"
+    result = run("synth", "--region", "cn", "--region", "us", "-n", 6, "--seed", 3, out)
+    assert result.exit_code == 0, result.output
+    with open(out / "labels.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {r["region"] for r in rows} == {"cn", "us"}
+    assert len(list(out.rglob("*.jpg"))) == 6
+    for r in rows:
+        assert (out / r["file"]).is_file()
+        assert match_format(r["plate_text"], r["region"]) is not None, r
+
+
+def test_synth_unknown_region(tmp_path):
+    assert "'xx'" in assert_user_error(run("synth", "--region", "xx", "-n", 2, tmp_path / "o"), code=2)
+
+
+@needs_tf
+def test_quantize(tiny_run, synth_dir, tmp_path):
+    out = tmp_path / "bundle"
+    args = ("--calib", synth_dir, "--out", out, "--eval", synth_dir, "--eval-split", "all", "--allow-drop")
+    result = run("quantize", tiny_run, *args, "--max-calib", 32)
+    assert result.exit_code == 0, result.output
+    assert (out / "model.tflite").is_file() and (out / "manifest.json").is_file()
+    assert f"bundle: {out}" in result.stdout and "float" in result.stdout and "int8" in result.stdout
+
+
+@needs_tf
+def test_train_then_resume(synth_dir, tmp_path):
+    import yaml
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(synth_dir, steps=3), allow_unicode=True), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    result = run("train", "recognizer", "--config", config, "--run-dir", run_dir)
+    assert result.exit_code == 0, result.output
+    assert f"metrics: {run_dir / 'metrics.json'}" in result.stdout
+    assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 3
+    result = run("train", "recognizer", "--resume", run_dir)
+    assert result.exit_code == 0, result.output
+    assert "resumed" in result.stdout
+    assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 3
+
+
+def test_train_needs_exactly_one_of_config_or_resume():
+    assert run("train", "recognizer").exit_code == 2
+
+
+def test_train_bad_config_is_one_line(tmp_path):
+    pytest.importorskip("yaml")
+    pytest.importorskip("tensorflow")
+    config = tmp_path / "bad.yaml"
+    config.write_text("name: x\nalphabet: klingon\nregions: [cn]\ninput_size: [24, 94]\nstages: []\n", encoding="utf-8")
+    assert "alphabet" in assert_user_error(run("train", "recognizer", "--config", config), code=2)
+
+
+def test_training_commands_without_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow -> ImportError
+    config = tmp_path / "c.yaml"
+    config.write_text("name: x\n", encoding="utf-8")
+    line = assert_user_error(run("train", "recognizer", "--config", config), code=2)
+    assert line == 'error: this command needs the training extra: pip install "lpr-sdk[train]"'
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert_user_error(run("quantize", run_dir, "--calib", tmp_path, "--out", tmp_path / "b"), code=2)
+
+
+# --- bad bundles: one line on stderr, no traceback ---------------------------------------------------------------
+
+
+def test_missing_bundle(tmp_path):
+    line = assert_user_error(run("recognize", tmp_path / "nope", tmp_path / "x.jpg"), code=2)
+    assert "does not exist" in line
+    assert_user_error(run("inspect", "no-such-bundle"), code=2)
+
+
+@pytest.fixture
+def bad_bundles(tiny_bundle, tmp_path) -> dict[str, Path]:
+    model = (tiny_bundle / "model.tflite").read_bytes()
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text(encoding="utf-8"))
+    truncated = copy_bundle(tiny_bundle, tmp_path / "truncated")
+    (truncated / "model.tflite").write_bytes(model[: len(model) // 2])  # sha256 left as it was
+    n, t, c = manifest["output"]["shape"]
+    return {
+        "truncated": truncated,
+        "blank_index": copy_bundle(tiny_bundle, tmp_path / "blank", blank_index=c + 3),
+        "output_shape": copy_bundle(
+            tiny_bundle, tmp_path / "shape", model=model, output={**manifest["output"], "shape": [n, t - 1, c]}
+        ),
+        "garbage": copy_bundle(tiny_bundle, tmp_path / "garbage", model=b"definitely not a flatbuffer " * 400),
+    }
+
+
+@pytest.mark.parametrize(
+    ("which", "expect"),
+    [
+        ("truncated", "sha256"),
+        ("blank_index", "blank_index"),
+        ("output_shape", "disagrees with the model"),
+        ("garbage", "does not load"),
+    ],
+)
+@pytest.mark.parametrize("command", ["recognize", "inspect", "bench", "evaluate"])
+def test_bad_bundle(bad_bundles, synth_dir, which, expect, command):
+    extra = {
+        "recognize": [images_of(synth_dir, 1)[0]],
+        "inspect": [],
+        "bench": ["--runs", 1, "--warmup", 0],
+        "evaluate": ["--data", synth_dir],
+    }[command]
+    assert expect in assert_user_error(run(command, bad_bundles[which], *extra), code=2)
+
+
+def test_unknown_region(tiny_bundle, synth_dir):
+    img = images_of(synth_dir, 1)[0]
+    assert "unknown region 'xx'" in assert_user_error(run("recognize", tiny_bundle, img, "--region", "xx"), code=2)
+    assert "unknown region" in assert_user_error(run("evaluate", tiny_bundle, "--data", synth_dir, "--region", "xx"))
+    assert "covers region" in assert_user_error(run("recognize", tiny_bundle, img, "--region", "us"), code=2)

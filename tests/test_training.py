@@ -1,0 +1,71 @@
+import json
+
+import numpy as np
+import pytest
+
+from sdk.dataset import read_labels
+from sdk.decode import decode
+from sdk.image import plate_input, read_image
+from sdk.recognizer import Recognizer
+from tests.conftest import needs_tf, tiny_config
+
+pytestmark = needs_tf
+
+
+def test_lprnet_output_is_per_sample():
+    """A sample's logits must not depend on the rest of the batch (per-sample global context)."""
+    from training.models.lprnet import build_lprnet
+
+    model = build_lprnet(66, (24, 94, 3), "reduced", 0.25)
+    x = np.random.default_rng(0).random((4, 24, 94, 3), dtype=np.float32)
+    alone = np.asarray(model(x[:1], training=False))
+    batched = np.asarray(model(x, training=False))[:1]
+    np.testing.assert_allclose(alone, batched, rtol=1e-4, atol=1e-4)
+    assert model.output_shape == (None, 24, 66)
+
+
+@pytest.mark.parametrize("variant, size", [("basic", (24, 94)), ("reduced", (32, 128))])
+def test_lprnet_variants_build(variant, size):
+    from training.models.lprnet import build_lprnet
+
+    model = build_lprnet(37, (*size, 3), variant, 0.25)
+    assert model.output_shape == (None, -(-size[1] // 4), 37)
+
+
+def test_tiny_lprnet_loss_falls(tiny_run):
+    history = json.loads((tiny_run / "metrics.json").read_text())["history"]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert (tiny_run / "curves.png").is_file() and (tiny_run / "config.yaml").is_file()
+
+
+def test_resume_continues_from_checkpoint(tmp_path, synth_dir):
+    from training.config import parse_config
+    from training.train_recognizer import train
+
+    run = tmp_path / "run"
+    train(parse_config(tiny_config(synth_dir, steps=4)), run, verbose=False)
+    cfg = (run / "config.yaml").read_text().replace("steps: 4", "steps: 6")
+    (run / "config.yaml").write_text(cfg)
+    metrics = train(None, run, resume=True, verbose=False)  # type: ignore[arg-type]
+    assert metrics["steps"] == 6
+
+
+def test_int8_bundle_reads_like_float(tiny_run, tiny_bundle, synth_dir):
+    from training.train_recognizer import load_trained
+
+    cfg, model = load_trained(tiny_run)
+    rec = Recognizer(tiny_bundle)
+    m = rec.manifest
+    assert m.metrics["float"]["overall"]["n"] == 48 and "int8_drop_pp" in m.metrics
+    agree = 0
+    rows = read_labels(synth_dir)[:12]
+    for row in rows:
+        img = read_image(row.path)
+        x = plate_input(img, *cfg.input_size)[None].astype(np.float32) / 255.0
+        float_logits = np.asarray(model(x, training=False))[0]
+        int8_logits = rec.logits(rec.prepare(img))
+        assert np.corrcoef(float_logits.ravel(), int8_logits.ravel())[0, 1] > 0.95
+        f = decode(float_logits, m.alphabet, m.blank_index, method="greedy")
+        q = decode(int8_logits, m.alphabet, m.blank_index, method="greedy")
+        agree += f.text == q.text
+    assert agree >= 9  # int8 reads agree with float on most plates

@@ -1,0 +1,89 @@
+"""tf.data pipelines for recogniser training: labelled folders loaded once into memory, augmented on the fly."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from sdk.dataset import read_labels
+from sdk.errors import LprError
+from sdk.image import plate_input, read_image
+from training.config import DataSource
+
+MAX_LABEL = 10
+
+
+@dataclass(frozen=True)
+class PlateArrays:
+    """Images (N, H, W, 3) uint8 RGB, encoded labels (N, MAX_LABEL) int32 padded with 0, lengths (N,), texts."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    lengths: np.ndarray
+    texts: tuple[str, ...]
+    regions: tuple[str, ...]
+
+
+def encode(text: str, alphabet: str) -> list[int]:
+    """Text -> class indices (the blank is len(alphabet)); raise for characters outside the alphabet."""
+    try:
+        return [alphabet.index(c) for c in text]
+    except ValueError as e:
+        raise LprError(f"plate text {text!r} has characters outside the model's alphabet") from e
+
+
+def load_arrays(source: DataSource, alphabet: str, size: tuple[int, int], default_regions=None) -> PlateArrays:
+    """Read a labelled folder into memory at the model's input size (rows with foreign characters are skipped)."""
+    rows = read_labels(source.path, source.split, source.regions or default_regions)
+    rows = [r for r in rows if 0 < len(r.text) <= MAX_LABEL and all(c in alphabet for c in r.text)]
+    if not rows:
+        raise LprError(f"{source.path} (split {source.split}) has no usable rows for this alphabet")
+    h, w = size
+    with ThreadPoolExecutor(4) as ex:
+        images = np.stack(list(ex.map(lambda r: plate_input(read_image(r.path), h, w), rows)))
+    labels = np.zeros((len(rows), MAX_LABEL), np.int32)
+    for i, r in enumerate(rows):
+        labels[i, : len(r.text)] = encode(r.text, alphabet)
+    lengths = np.array([len(r.text) for r in rows], np.int32)
+    return PlateArrays(images, labels, lengths, tuple(r.text for r in rows), tuple(r.region for r in rows))
+
+
+def augment(images: tf.Tensor) -> tf.Tensor:
+    """Batch augmentation in [0, 1] float: crop jitter (tight/loose/shifted), brightness, contrast, noise."""
+    n = tf.shape(images)[0]
+    h, w = images.shape[1], images.shape[2]
+    jitter = tf.random.uniform((n, 4), -0.08, 0.08)
+    boxes = tf.stack([jitter[:, 0] * 1.5, jitter[:, 1], 1.0 + jitter[:, 2] * 1.5, 1.0 + jitter[:, 3]], axis=1)
+    x = tf.image.crop_and_resize(images, boxes, tf.range(n), (h, w), extrapolation_value=0.5)
+    x = x * tf.random.uniform((n, 1, 1, 1), 0.6, 1.3) + tf.random.uniform((n, 1, 1, 1), -0.2, 0.2)
+    mean = tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True)
+    x = (x - mean) * tf.random.uniform((n, 1, 1, 1), 0.6, 1.3) + mean
+    x = tf.where(tf.random.uniform((n, 1, 1, 1)) < 0.15, tf.reduce_mean(x, axis=3, keepdims=True) + 0 * x, x)
+    x = x + tf.random.normal(tf.shape(x), 0.0, 1.0) * tf.random.uniform((n, 1, 1, 1), 0.0, 0.05)
+    return tf.clip_by_value(x, 0.0, 1.0)
+
+
+def make_dataset(parts: list[tuple[PlateArrays, float, bool]], batch_size: int, seed: int) -> tf.data.Dataset:
+    """An infinite, shuffled, batched mix of (arrays, weight, augment) parts yielding ((x, labels, lengths))."""
+    streams = []
+    for arrays, _, aug in parts:
+        ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels, arrays.lengths))
+        ds = ds.shuffle(min(len(arrays.images), 20000), seed=seed).repeat()
+        ds = ds.map(lambda x, y, n, a=aug: (x, y, n, tf.constant(a)))
+        streams.append(ds)
+    weights = np.array([w for _, w, _ in parts], np.float64)
+    ds = (
+        streams[0]
+        if len(streams) == 1
+        else tf.data.Dataset.sample_from_datasets(streams, list(weights / weights.sum()), seed=seed)
+    )
+
+    def prep(x, y, n, aug):
+        x = tf.cast(x, tf.float32) / 255.0
+        x = tf.where(aug[:, None, None, None], augment(x), x)
+        return x, y, n
+
+    return ds.batch(batch_size, drop_remainder=True).map(prep, num_parallel_calls=2).prefetch(2)

@@ -1,0 +1,159 @@
+"""Export a trained recogniser run to a full-int8 TFLite bundle, checked against the float model on real data."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sdk.bundle import Bundle, write_bundle
+from sdk.dataset import read_labels
+from sdk.decode import decode
+from sdk.errors import LprError
+from sdk.evaluate import evaluate_rows
+from sdk.formats import ALPHABETS
+from sdk.image import plate_input, read_image
+from sdk.interpreter import make_interpreter
+from sdk.recognizer import Recognizer
+from training.train_recognizer import load_trained
+
+MIN_CALIB = 100
+MAX_DROP_PP = 2.0
+
+
+class QuantizeError(LprError):
+    """int8 export refused (accuracy drop) or impossible."""
+
+
+def convert_int8(model: keras.Model, calib: np.ndarray) -> bytes:
+    """Full-int8 TFLite (int8 input and output, TFLITE_BUILTINS_INT8 only) calibrated on float images in [0, 1]."""
+
+    def representative():
+        for x in calib:
+            yield [x[None].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def _versions() -> dict[str, str]:
+    def v(pkg: str) -> str:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return {
+        "lpr_sdk": v("lpr-sdk"),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _spec(d: dict[str, Any]) -> dict[str, Any]:
+    scale, zp = d["quantization"]
+    return {
+        "shape": [int(s) for s in d["shape"]],
+        "dtype": np.dtype(d["dtype"]).name,
+        "scale": float(scale),
+        "zero_point": int(zp),
+    }
+
+
+def quantize_run(
+    run_dir: str | Path,
+    calib_dir: str | Path,
+    out_dir: str | Path,
+    eval_dir: str | Path | None = None,
+    eval_split: str = "test",
+    allow_drop: bool = False,
+    max_calib: int = 400,
+) -> tuple[Bundle, dict[str, Any]]:
+    """Quantise ``run_dir``'s model, measure float vs int8 on the eval data, write the bundle to ``out_dir``.
+
+    The eval data defaults to the run config's eval set. Raises :class:`QuantizeError` when int8 loses more than
+    2 pp of plate accuracy against float, unless ``allow_drop``.
+    """
+    cfg, model = load_trained(run_dir)
+    alphabet = ALPHABETS[cfg.alphabet]
+    h, w = cfg.input_size
+    calib_rows = read_labels(calib_dir, regions=cfg.regions)
+    rng = np.random.default_rng(0)
+    calib_rows = [calib_rows[i] for i in rng.permutation(len(calib_rows))[:max_calib]]
+    if not calib_rows:
+        raise QuantizeError(f"{calib_dir} has no images of regions {', '.join(cfg.regions)} to calibrate on")
+    if len(calib_rows) < MIN_CALIB:
+        warnings.warn(
+            f"only {len(calib_rows)} calibration images (< {MIN_CALIB}): int8 ranges may be poor", stacklevel=2
+        )
+    calib = np.stack([plate_input(read_image(r.path), h, w) for r in calib_rows]).astype(np.float32) / 255.0
+    tflite = convert_int8(model, calib)
+
+    interp, _ = make_interpreter(tflite)
+    manifest: dict[str, Any] = {
+        "kind": "recognizer",
+        "name": cfg.name,
+        "architecture": f"{cfg.model.architecture}-{cfg.model.variant}-w{cfg.model.width:g}",
+        "input": _spec(interp.get_input_details()[0]),
+        "output": _spec(interp.get_output_details()[0]),
+        "color_order": "RGB",
+        "mean": 0.0,
+        "std": 255.0,
+        "output_layout": "NTC",
+        "alphabet": alphabet,
+        "blank_index": len(alphabet),
+        "regions": list(cfg.regions),
+        "versions": _versions(),
+        "extra": {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "calibration": {"data": str(calib_dir), "n": len(calib_rows)},
+        },
+    }
+    if eval_dir is None and cfg.eval is not None:
+        eval_dir, eval_split = cfg.eval.path, cfg.eval.split
+    metrics: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = write_bundle(Path(tmp) / "bundle", tflite, manifest)
+        if eval_dir is not None:
+            rows = read_labels(eval_dir, eval_split, cfg.regions)  # type: ignore[arg-type]
+
+            def read_float(img: np.ndarray, region: str):
+                x = plate_input(img, h, w)[None].astype(np.float32) / 255.0
+                return decode(np.asarray(model(x, training=False))[0], alphabet, len(alphabet), region=region)
+
+            rec = Recognizer(staged)
+            metrics = {
+                "data": str(eval_dir),
+                "split": eval_split,
+                "decode": "beam+template",
+                "float": evaluate_rows(read_float, rows),
+                "int8": evaluate_rows(lambda img, region: rec.recognize(img, region), rows),
+            }
+            drop = 100 * (metrics["float"]["overall"]["plate_accuracy"] - metrics["int8"]["overall"]["plate_accuracy"])
+            metrics["int8_drop_pp"] = round(drop, 2)
+            if drop > MAX_DROP_PP and not allow_drop:
+                raise QuantizeError(
+                    f"int8 loses {drop:.1f} pp of plate accuracy against float (limit {MAX_DROP_PP}); "
+                    "calibrate on more/other images or pass --allow-drop"
+                )
+        manifest["metrics"] = metrics
+        out = Path(out_dir)
+        if out.exists():
+            shutil.rmtree(out)
+        bundle = write_bundle(out, tflite, manifest)
+    return bundle, metrics

@@ -1,0 +1,97 @@
+"""LPRNet (seed 003): small basic blocks, (2,1)-strided pooling, 4x1 and 1x13 convs, per-sample global context.
+
+The network maps an (H, W, 3) plate crop to (T, C) CTC logits with T = W / 4 and C = alphabet + blank. The
+global-context embedding pools earlier feature maps to the final map's size, normalises each **per sample**
+(so a read never depends on what else is in the batch), concatenates them and mixes with a 1x1 conv.
+
+Variants: ``basic`` keeps the paper's (2,1) poolings (width halved once at the stem); ``reduced`` also pools
+2x2 earlier, which roughly halves the compute. ``width`` scales every channel count.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import keras
+from keras import layers, ops
+
+Variant = Literal["basic", "reduced"]
+
+
+def _conv_bn(x, filters: int, kernel, strides=1, name: str = ""):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def small_basic_block(x, filters: int, name: str):
+    """1x1 (c/4) -> 3x1 (c/4) -> 1x3 (c/4) -> 1x1 (c), each with BN + ReLU."""
+    q = max(8, filters // 4)
+    x = _conv_bn(x, q, 1, name=f"{name}_a")
+    x = _conv_bn(x, q, (3, 1), name=f"{name}_b")
+    x = _conv_bn(x, q, (1, 3), name=f"{name}_c")
+    return _conv_bn(x, filters, 1, name=f"{name}_d")
+
+
+class SampleNorm(layers.Layer):
+    """Divide a feature map by its own mean square (per sample), as LPRNet's global context does."""
+
+    def call(self, x):
+        # Multiply by a per-sample scalar reciprocal: an element-wise int8 DIV is slow in TFLite.
+        return x * ops.reciprocal(ops.mean(ops.square(x), axis=(1, 2, 3), keepdims=True) + 1e-6)
+
+
+class MeanOverHeight(layers.Layer):
+    """(N, H, T, C) -> (N, T, C)."""
+
+    def call(self, x):
+        return ops.mean(x, axis=1)
+
+
+def build_lprnet(
+    num_classes: int,
+    input_shape: tuple[int, int, int] = (24, 94, 3),
+    variant: Variant = "reduced",
+    width: float = 1.0,
+    dropout: float = 0.3,
+) -> keras.Model:
+    """Build LPRNet returning logits of shape (batch, T, num_classes).
+
+    Args:
+        num_classes: alphabet size + 1 (blank last).
+        input_shape: (H, W, 3); float input in [0, 1].
+        variant: ``basic`` or ``reduced`` (see the module docstring).
+        width: channel multiplier.
+        dropout: dropout rate before the 4x1 and 1x13 convs.
+    """
+    c = lambda n: max(8, int(round(n * width / 8)) * 8)  # noqa: E731
+    inp = keras.Input(input_shape, name="image")
+    x = _conv_bn(inp, c(64), 3, name="stem")
+    x = layers.MaxPooling2D(3, strides=(1, 2) if variant == "basic" else 2, padding="same", name="pool1")(x)
+    f1 = x
+    x = small_basic_block(x, c(128), "sbb1")
+    x = layers.MaxPooling2D(3, strides=(2, 1), padding="same", name="pool2")(x)
+    x = small_basic_block(x, c(256), "sbb2")
+    x = small_basic_block(x, c(256), "sbb3")
+    f2 = x
+    x = layers.MaxPooling2D(3, strides=(2, 2) if variant == "basic" else (1, 2), padding="same", name="pool3")(x)
+    if variant == "reduced":
+        x = layers.MaxPooling2D((2, 1), strides=(2, 1), padding="same", name="pool4")(x)
+    x = layers.Dropout(dropout)(x)
+    x = _conv_bn(x, c(128), (4, 1), name="conv4x1")
+    x = layers.Dropout(dropout)(x)
+    x = _conv_bn(x, num_classes, (1, 13), name="conv1x13")
+    f3 = x
+    h, t = x.shape[1], x.shape[2]
+    ctx = []
+    for i, f in enumerate((inp, f1, f2, f3)):
+        ph, pw = -(-f.shape[1] // h), -(-f.shape[2] // t)
+        if ph > 1 or pw > 1:
+            f = layers.AveragePooling2D((ph, pw), padding="same", name=f"ctx_pool{i}")(f)
+        if tuple(f.shape[1:3]) != (h, t):
+            raise ValueError(f"input size {input_shape[:2]} does not pool evenly to {h}x{t}; pick another")
+        ctx.append(SampleNorm(name=f"ctx_norm{i}")(f))
+    x = layers.Concatenate(name="ctx_concat")(ctx)
+    x = layers.Conv2D(num_classes, 1, name="ctx_mix")(x)
+    logits = MeanOverHeight(name="logits")(x)
+    return keras.Model(inp, logits, name=f"lprnet_{variant}")

@@ -1,0 +1,184 @@
+"""Train a CTC recogniser through a curriculum of stages; resumable from the run folder's last checkpoint.
+
+A run folder holds ``config.yaml``, ``state.json`` (step and history), ``checkpoint/`` (weights + optimizer),
+``final.weights.h5``, ``metrics.json`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sdk.decode import decode_batch
+from sdk.formats import ALPHABETS
+from training.config import TrainConfig, load_config, save_config
+from training.data.pipeline import PlateArrays, load_arrays, make_dataset
+from training.models.lprnet import build_lprnet
+
+CKPT = "checkpoint"
+
+
+def build_model(cfg: TrainConfig) -> keras.Model:
+    """The recogniser a config describes (float, logits out)."""
+    m = cfg.model
+    h, w = cfg.input_size
+    return build_lprnet(len(ALPHABETS[cfg.alphabet]) + 1, (h, w, 3), m.variant, m.width, m.dropout)
+
+
+def predict_logits(model: keras.Model, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Float logits for uint8 RGB images (N, H, W, 3)."""
+    out = [
+        model(images[i : i + batch].astype(np.float32) / 255.0, training=False) for i in range(0, len(images), batch)
+    ]
+    return np.concatenate([np.asarray(o) for o in out])
+
+
+def plate_accuracy(model: keras.Model, arrays: PlateArrays, alphabet: str) -> float:
+    reads = decode_batch(predict_logits(model, arrays.images), alphabet, len(alphabet), method="greedy")
+    return float(np.mean([r.text == t for r, t in zip(reads, arrays.texts, strict=True)]))
+
+
+def _lr_at(step: int, steps: int, peak: float) -> float:
+    warm = max(1, steps // 30)
+    if step < warm:
+        return peak * (step + 1) / warm
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm))))
+
+
+def _save_checkpoint(run: Path, model: keras.Model, opt: keras.optimizers.Optimizer, state: dict[str, Any]) -> None:
+    ck = run / CKPT
+    ck.mkdir(exist_ok=True)
+    model.save_weights(ck / "model.weights.h5")
+    np.savez(ck / "optimizer.npz", *[v.numpy() for v in opt.variables])
+    tmp = run / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(run / "state.json")  # atomic: a crash never leaves a half-written state
+
+
+def _load_checkpoint(run: Path, model: keras.Model, opt: keras.optimizers.Optimizer) -> dict[str, Any]:
+    ck = run / CKPT
+    model.load_weights(ck / "model.weights.h5")
+    opt.build(model.trainable_variables)
+    saved = np.load(ck / "optimizer.npz")
+    for v, k in zip(opt.variables, sorted(saved.files, key=lambda s: int(s.split("_")[1])), strict=True):
+        v.assign(saved[k])
+    return json.loads((run / "state.json").read_text())
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = [h["step"] for h in history]
+    ax[0].plot(steps, [h["loss"] for h in history])
+    ax[0].set(title="CTC loss (train)", xlabel="step", yscale="log")
+    ev = [h for h in history if "eval_plate_accuracy" in h]
+    ax[1].plot([h["step"] for h in ev], [h["eval_plate_accuracy"] for h in ev], marker="o")
+    ax[1].set(title="plate accuracy (eval, greedy)", xlabel="step", ylim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, verbose: bool = True) -> dict[str, Any]:
+    """Run every stage of ``cfg`` in ``run_dir``, or resume the run there (its own config); return the final metrics."""
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    if resume:
+        cfg = load_config(run / "config.yaml")
+    elif cfg is None:
+        raise ValueError("a config is needed unless resuming")
+    else:
+        save_config(cfg, run / "config.yaml")
+    keras.utils.set_random_seed(cfg.seed)
+    alphabet = ALPHABETS[cfg.alphabet]
+    blank = len(alphabet)
+    model = build_model(cfg)
+    opt = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4, clipnorm=5.0)
+    state: dict[str, Any] = {"step": 0, "history": []}
+    if resume and (run / "state.json").is_file():
+        state = _load_checkpoint(run, model, opt)
+        if verbose:
+            print(f"resumed {run} at step {state['step']}")
+    eval_arrays = load_arrays(cfg.eval, alphabet, cfg.input_size, cfg.regions) if cfg.eval else None
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y, n):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            t = tf.fill([tf.shape(logits)[0]], tf.shape(logits)[1])
+            loss = tf.reduce_mean(tf.nn.ctc_loss(y, logits, n, t, logits_time_major=False, blank_index=blank))
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    start = 0
+    for stage in cfg.stages:
+        end = start + stage.steps
+        if state["step"] >= end:
+            start = end
+            continue
+        parts = [(load_arrays(s, alphabet, cfg.input_size, cfg.regions), s.weight, s.augment) for s in stage.data]
+        if verbose:
+            print(f"stage {stage.name}: {stage.steps} steps on {sum(len(p[0].images) for p in parts)} images")
+        it = iter(make_dataset(parts, cfg.batch_size, cfg.seed + state["step"]))
+        bar = keras.utils.Progbar(stage.steps, verbose=1 if verbose else 0, stateful_metrics=["loss", "eval_acc"])
+        bar.update(state["step"] - start)
+        losses: list[float] = []
+        t0 = time.perf_counter()
+        while state["step"] < end:
+            local = state["step"] - start
+            opt.learning_rate.assign(_lr_at(local, stage.steps, stage.lr))
+            x, y, n = next(it)
+            losses.append(float(train_step(x, y, n)))
+            state["step"] += 1
+            shown = [("loss", float(np.mean(losses[-50:])))]
+            if state["step"] % cfg.eval_every == 0 or state["step"] == end:
+                entry: dict[str, Any] = {
+                    "step": state["step"],
+                    "stage": stage.name,
+                    "loss": float(np.mean(losses[-cfg.eval_every :])),
+                }
+                entry["samples_per_s"] = round(len(losses) * cfg.batch_size / (time.perf_counter() - t0), 1)
+                if eval_arrays is not None:
+                    entry["eval_plate_accuracy"] = plate_accuracy(model, eval_arrays, alphabet)
+                    shown.append(("eval_acc", entry["eval_plate_accuracy"]))
+                state["history"].append(entry)
+                _save_checkpoint(run, model, opt, state)
+            bar.update(local + 1, shown)
+        start = end
+    model.save_weights(run / "final.weights.h5")
+    metrics = {"steps": state["step"], "history": state["history"]}
+    if eval_arrays is not None:
+        metrics["eval"] = {
+            "data": cfg.eval.path,
+            "split": cfg.eval.split,
+            "n": len(eval_arrays.texts),
+            "plate_accuracy_float_greedy": plate_accuracy(model, eval_arrays, alphabet),
+        }
+    (run / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if state["history"]:
+        plot_curves(state["history"], run / "curves.png")
+    return metrics
+
+
+def load_trained(run_dir: str | Path) -> tuple[TrainConfig, keras.Model]:
+    """The config and the trained float model of a finished run."""
+    run = Path(run_dir)
+    cfg = load_config(run / "config.yaml")
+    model = build_model(cfg)
+    weights = run / "final.weights.h5"
+    if not weights.is_file():
+        weights = run / CKPT / "model.weights.h5"
+    model.load_weights(weights)
+    return cfg, model
