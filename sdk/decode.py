@@ -15,10 +15,9 @@ import numpy as np
 
 from sdk.formats import check_region, match_format
 
-# Beam-search pruning: at each step only characters above MIN_CHAR_PROB are tried, plus the TOP_K_CHARS most
-# probable ones whatever their probability (so a flat row still extends the beams).
-MIN_CHAR_PROB = 1e-4
-TOP_K_CHARS = 3
+# Beam-search pruning: at each step only characters above MIN_CHAR_PROB extend the beams. A trained model's rows
+# are peaked (mostly one blank), so most steps try no extension at all; a flat row (1/C each) still passes.
+MIN_CHAR_PROB = 1e-3
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,17 @@ def greedy_decode(probs: np.ndarray, alphabet: str, blank_index: int) -> Candida
     return Candidate(_text(labels, alphabet, blank_index), min(conf, 1.0))
 
 
+def _normalise(beams: dict[tuple[int, ...], list[float]]) -> float:
+    """Rescale the beams' probabilities to sum to 1; return the log of the factor taken out (0 if empty)."""
+    mass = sum(pb + pnb for pb, pnb in beams.values())
+    if mass <= 0.0:
+        return 0.0
+    for v in beams.values():
+        v[0] /= mass
+        v[1] /= mass
+    return math.log(mass)
+
+
 def beam_search(
     probs: np.ndarray, alphabet: str, blank_index: int, beam_width: int = 10, top_n: int = 5
 ) -> tuple[Candidate, ...]:
@@ -105,7 +115,7 @@ def beam_search(
     Each prefix keeps the probability of its paths ending in a blank and in a non-blank. Probabilities stay
     linear but are rescaled to sum to 1 every step (the log of the scale is carried), so long or flat outputs do
     not underflow. For speed, a step only extends prefixes with characters whose probability exceeds
-    ``MIN_CHAR_PROB``, plus the ``TOP_K_CHARS`` most probable characters of that step.
+    ``MIN_CHAR_PROB``.
 
     Args:
         probs: ``(T, C)`` probabilities, rows summing to 1.
@@ -126,11 +136,17 @@ def beam_search(
         raise ValueError(f"beam_width and top_n must be >= 1, got {beam_width} and {top_n}")
     beams: dict[tuple[int, ...], list[float]] = {(): [1.0, 0.0]}  # prefix -> [p_blank, p_non_blank]
     log_scale = 0.0
-    for row in probs:
-        k = min(TOP_K_CHARS + 1, len(row))  # +1: the blank may be among the top
-        chars = set(np.flatnonzero(row > MIN_CHAR_PROB).tolist()) | set(np.argpartition(row, -k)[-k:].tolist())
-        p = row.tolist()  # plain floats are faster in the loop below
-        chars.discard(blank_index)
+    candidates = probs > MIN_CHAR_PROB
+    candidates[:, blank_index] = False
+    for row, mask in zip(probs, candidates, strict=True):
+        p = row.tolist()  # plain floats are faster in the loops below
+        if not mask.any():  # no character is likely here: prefixes only continue, none is added or reordered
+            for prefix, v in beams.items():
+                v[0], v[1] = (v[0] + v[1]) * p[blank_index], (v[1] * p[prefix[-1]] if prefix else 0.0)
+            beams = {prefix: v for prefix, v in beams.items() if v[0] + v[1] > 0.0}
+            log_scale += _normalise(beams)
+            continue
+        chars = np.flatnonzero(mask).tolist()
         nxt: dict[tuple[int, ...], list[float]] = {}
         for prefix, (pb, pnb) in beams.items():
             total = pb + pnb
@@ -145,13 +161,7 @@ def beam_search(
                 ext[1] += (pb if c == last else total) * p[c]
         ranked = sorted(nxt.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)
         beams = {prefix: v for prefix, v in ranked[:beam_width] if v[0] + v[1] > 0.0}  # drop impossible ones
-        mass = sum(pb + pnb for pb, pnb in beams.values())
-        if mass <= 0.0:
-            break
-        for v in beams.values():
-            v[0] /= mass
-            v[1] /= mass
-        log_scale += math.log(mass)
+        log_scale += _normalise(beams)
     best = sorted(beams.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)[:top_n]
     return tuple(
         Candidate(_text(prefix, alphabet, blank_index), min(float((pb + pnb) * math.exp(log_scale)), 1.0))

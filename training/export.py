@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from sdk.bundle import Bundle, write_bundle
-from sdk.dataset import read_labels
+from sdk.dataset import Split, read_labels
 from sdk.decode import decode
 from sdk.errors import LprError
 from sdk.evaluate import evaluate_rows
@@ -79,8 +79,9 @@ def quantize_run(
     run_dir: str | Path,
     calib_dir: str | Path,
     out_dir: str | Path,
+    calib_split: Split = "all",
     eval_dir: str | Path | None = None,
-    eval_split: str = "test",
+    eval_split: Split = "test",
     allow_drop: bool = False,
     max_calib: int = 400,
 ) -> tuple[Bundle, dict[str, Any]]:
@@ -92,7 +93,7 @@ def quantize_run(
     cfg, model = load_trained(run_dir)
     alphabet = ALPHABETS[cfg.alphabet]
     h, w = cfg.input_size
-    calib_rows = read_labels(calib_dir, regions=cfg.regions)
+    calib_rows = read_labels(calib_dir, calib_split, cfg.regions)
     rng = np.random.default_rng(0)
     calib_rows = [calib_rows[i] for i in rng.permutation(len(calib_rows))[:max_calib]]
     if not calib_rows:
@@ -121,7 +122,7 @@ def quantize_run(
         "versions": _versions(),
         "extra": {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "calibration": {"data": str(calib_dir), "n": len(calib_rows)},
+            "calibration": {"data": str(calib_dir), "split": calib_split, "n": len(calib_rows)},
         },
     }
     if eval_dir is None and cfg.eval is not None:
@@ -130,7 +131,7 @@ def quantize_run(
     with tempfile.TemporaryDirectory() as tmp:
         staged = write_bundle(Path(tmp) / "bundle", tflite, manifest)
         if eval_dir is not None:
-            rows = read_labels(eval_dir, eval_split, cfg.regions)  # type: ignore[arg-type]
+            rows = read_labels(eval_dir, eval_split, cfg.regions)
 
             def read_float(img: np.ndarray, region: str):
                 x = plate_input(img, h, w)[None].astype(np.float32) / 255.0

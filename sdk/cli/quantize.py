@@ -15,6 +15,13 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.argument("run_dir", type=_DIR)
 @click.option("--calib", required=True, type=_DIR, help="Labelled folder to calibrate the int8 ranges on.")
 @click.option(
+    "--calib-split",
+    type=click.Choice(["all", "train", "test"]),
+    default="all",
+    show_default=True,
+    help="Split of --calib to calibrate on (use train when --eval is the same folder's test split).",
+)
+@click.option(
     "--out",
     "out",
     required=True,
@@ -44,6 +51,7 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 def quantize_cmd(
     run_dir: Path,
     calib: Path,
+    calib_split: str,
     out: Path,
     eval_dir: Path | None,
     eval_split: str,
@@ -60,7 +68,14 @@ def quantize_cmd(
     from training.export import quantize_run
 
     bundle, metrics = quantize_run(
-        run_dir, calib, out, eval_dir=eval_dir, eval_split=eval_split, allow_drop=allow_drop, max_calib=max_calib
+        run_dir,
+        calib,
+        out,
+        calib_split=calib_split,
+        eval_dir=eval_dir,
+        eval_split=eval_split,
+        allow_drop=allow_drop,
+        max_calib=max_calib,
     )
     if as_json:
         echo_json({"bundle": str(bundle.source), "model_bytes": len(bundle.model), "metrics": metrics})
