@@ -6,6 +6,7 @@ TensorFlow is imported only when neither slim runtime is installed, and the chos
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import os
 import sys
@@ -67,6 +68,9 @@ def make_interpreter(model: bytes, threads: int = 1, device: Device = "cpu") -> 
     delegates = []
     if device == "edgetpu":
         try:
+            # Open the library first: a failing load_delegate leaves a half-built Delegate whose __del__ prints an
+            # "Exception ignored" traceback when it is collected.
+            ctypes.CDLL(EDGETPU_LIB)
             delegates = [mod.load_delegate(EDGETPU_LIB)]
         except (ValueError, OSError, AttributeError) as e:
             raise BackendError(f"Edge TPU delegate {EDGETPU_LIB} could not be loaded ({e}); install libedgetpu") from e

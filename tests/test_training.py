@@ -69,3 +69,20 @@ def test_int8_bundle_reads_like_float(tiny_run, tiny_bundle, synth_dir):
         q = decode(int8_logits, m.alphabet, m.blank_index, method="greedy")
         agree += f.text == q.text
     assert agree >= 9  # int8 reads agree with float on most plates
+
+
+def test_export_is_full_int8_with_static_shapes(tiny_bundle):
+    rec = Recognizer(tiny_bundle)
+    ops = {op["op_name"] for op in rec.interpreter._get_ops_details()}
+    assert not ops & {"QUANTIZE", "DEQUANTIZE"}, ops  # no float islands inside the graph
+    assert all(-1 not in d["shape_signature"] for d in rec.interpreter.get_input_details())
+
+
+def test_export_form_computes_the_same_function(tiny_run):
+    from training.train_recognizer import load_trained
+
+    _, model = load_trained(tiny_run)
+    _, export = load_trained(tiny_run, for_export=True)
+    x = np.random.default_rng(1).random((1, 24, 94, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(export(x)), rtol=1e-4, atol=1e-4)
+    assert "ctx_concat" not in {layer.name for layer in export.layers}

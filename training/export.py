@@ -90,7 +90,7 @@ def quantize_run(
     The eval data defaults to the run config's eval set. Raises :class:`QuantizeError` when int8 loses more than
     2 pp of plate accuracy against float, unless ``allow_drop``.
     """
-    cfg, model = load_trained(run_dir)
+    cfg, model = load_trained(run_dir, for_export=True)
     alphabet = ALPHABETS[cfg.alphabet]
     h, w = cfg.input_size
     calib_rows = read_labels(calib_dir, calib_split, cfg.regions)

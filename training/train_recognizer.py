@@ -20,16 +20,17 @@ from sdk.decode import decode_batch
 from sdk.formats import ALPHABETS
 from training.config import TrainConfig, load_config, save_config
 from training.data.pipeline import PlateArrays, load_arrays, make_dataset
-from training.models.lprnet import build_lprnet
+from training.models.lprnet import build_lprnet, split_weights
 
 CKPT = "checkpoint"
 
 
-def build_model(cfg: TrainConfig) -> keras.Model:
-    """The recogniser a config describes (float, logits out)."""
+def build_model(cfg: TrainConfig, batch_size: int | None = None, split_context: bool = False) -> keras.Model:
+    """The recogniser a config describes (float, logits out); see :func:`build_lprnet` for the export options."""
     m = cfg.model
     h, w = cfg.input_size
-    return build_lprnet(len(ALPHABETS[cfg.alphabet]) + 1, (h, w, 3), m.variant, m.width, m.dropout)
+    n = len(ALPHABETS[cfg.alphabet]) + 1
+    return build_lprnet(n, (h, w, 3), m.variant, m.width, m.dropout, batch_size, split_context)
 
 
 def predict_logits(model: keras.Model, images: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -172,8 +173,12 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
     return metrics
 
 
-def load_trained(run_dir: str | Path) -> tuple[TrainConfig, keras.Model]:
-    """The config and the trained float model of a finished run."""
+def load_trained(run_dir: str | Path, for_export: bool = False) -> tuple[TrainConfig, keras.Model]:
+    """The config and the trained float model of a run (its final weights, else its last checkpoint).
+
+    ``for_export`` returns the same function built for int8 export: batch fixed at 1 (static shapes) and the
+    context branches mixed separately (:func:`training.models.lprnet.split_weights`).
+    """
     run = Path(run_dir)
     cfg = load_config(run / "config.yaml")
     model = build_model(cfg)
@@ -181,4 +186,8 @@ def load_trained(run_dir: str | Path) -> tuple[TrainConfig, keras.Model]:
     if not weights.is_file():
         weights = run / CKPT / "model.weights.h5"
     model.load_weights(weights)
+    if for_export:
+        export = build_model(cfg, batch_size=1, split_context=True)
+        split_weights(model, export)
+        model = export
     return cfg, model

@@ -11,8 +11,11 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 from sdk.cli.bench import bench_cmd
+from sdk.cli.deploy import deploy_cmd
+from sdk.cli.edgetpu import edgetpu_cmd
 from sdk.cli.evaluate import evaluate_cmd
 from sdk.cli.inspect import inspect_cmd
+from sdk.cli.package import keygen_cmd, package_cmd, verify_cmd
 from sdk.cli.quantize import quantize_cmd
 from sdk.cli.recognize import recognize_cmd
 from sdk.cli.synth import synth_cmd
@@ -45,4 +48,6 @@ def main() -> None:
 
 
 for _cmd in (recognize_cmd, evaluate_cmd, bench_cmd, inspect_cmd, synth_cmd, train_group, quantize_cmd):
+    main.add_command(_cmd)
+for _cmd in (keygen_cmd, package_cmd, verify_cmd, edgetpu_cmd, deploy_cmd):  # firmware_tools: package, deploy
     main.add_command(_cmd)

@@ -1,52 +1,31 @@
-"""``lpr-sdk inspect``: what a bundle holds: manifest summary and the model's ops (no TensorFlow needed)."""
+"""``lpr-sdk inspect``: what a bundle or package holds: manifest, ops, tensor types, sizes, MACs (no TensorFlow)."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sdk.bundle import load_bundle
+from sdk.bundle import Bundle, load_bundle
 from sdk.cli._common import bundle_argument, echo_json, json_option
 from sdk.interpreter import check_tensors, make_interpreter
+from sdk.modelinfo import analyze
+from sdk.package import is_package, load_package
 
 
-def op_counts(interp: Any) -> list[dict[str, Any]] | None:
-    """The model's ops with their counts, most frequent first; None if the interpreter cannot list them.
-
-    Args:
-        interp: an allocated TFLite interpreter (ai-edge-litert / tflite-runtime / tf.lite).
-
-    Returns:
-        ``[{"op": name, "count": n}, ...]`` or None.
-    """
-    get = getattr(interp, "_get_ops_details", None)  # private but present in ai-edge-litert, tflite-runtime, tf.lite
-    if get is None:
-        return None
-    try:
-        counts = Counter(str(d.get("op_name", "?")) for d in get())
-    except Exception:  # a private API: never let it break inspect
-        return None
-    return [{"op": op, "count": n} for op, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-
-
-@click.command("inspect")
-@bundle_argument
-@json_option
-def inspect_cmd(bundle: Path, as_json: bool) -> None:
-    """Show what a bundle holds.
-
-    Manifest summary (tensors, alphabet, regions, hash, size, metrics) and the model's ops with counts.
-    """
-    b = load_bundle(bundle)
+def bundle_info(b: Bundle) -> dict[str, Any]:
+    """What ``lpr-sdk inspect --json`` reports for one bundle (its model is built on the CPU interpreter)."""
     m = b.manifest
     interp, backend = make_interpreter(b.model)
     if m.kind == "recognizer":
         check_tensors(interp, m)
-    info = {
+    try:
+        model = analyze(interp, b.model).summary()
+    except ValueError:  # a backend that cannot list ops
+        model = {"ops": None}
+    return {
         "bundle": str(b.source),
         "kind": m.kind,
         "name": m.name,
@@ -62,11 +41,11 @@ def inspect_cmd(bundle: Path, as_json: bool) -> None:
         "versions": m.versions,
         "metrics": m.metrics,
         "backend": backend,
-        "ops": op_counts(interp),
+        **model,
     }
-    if as_json:
-        echo_json(info)
-        return
+
+
+def _echo_bundle(info: dict[str, Any], m: Any) -> None:
     for key in ("bundle", "kind", "name", "architecture"):
         click.echo(f"{key:<13} {info[key]}")
     for key in ("input", "output"):
@@ -75,7 +54,7 @@ def inspect_cmd(bundle: Path, as_json: bool) -> None:
     click.echo(f"{'alphabet':<13} {info['alphabet_size']} characters + blank at {m.blank_index}")
     click.echo(f"{'regions':<13} {', '.join(m.regions) or '-'}")
     click.echo(f"{'sha256':<13} {m.sha256}")
-    click.echo(f"{'model bytes':<13} {len(b.model)}")
+    click.echo(f"{'model bytes':<13} {info['model_bytes']}")
     click.echo(f"{'versions':<13} {json.dumps(m.versions)}")
     int8 = m.metrics.get("int8", {}).get("overall", {}) if isinstance(m.metrics.get("int8"), dict) else {}
     if "plate_accuracy" in int8:
@@ -88,6 +67,52 @@ def inspect_cmd(bundle: Path, as_json: bool) -> None:
         click.echo(f"{'metrics':<13} {json.dumps(m.metrics) if m.metrics else '-'}")
     ops = info["ops"]
     click.echo(
-        f"ops ({backend}): "
+        f"ops ({info['backend']}): "
         + (", ".join(f"{o['op']} x{o['count']}" for o in ops) if ops is not None else "not available")
     )
+    if ops is None:
+        return
+    click.echo(f"{'tensors':<13} " + ", ".join(f"{n} {t}" for t, n in info["tensor_types"].items()))
+    click.echo(f"{'parameters':<13} {info['parameter_bytes']} bytes (constant tensors)")
+    click.echo(f"{'MACs':<13} {info['macs']:,} per inference (conv, depthwise, fully-connected)")
+    click.echo(f"{'arena':<13} {info['arena_bytes_estimate']} bytes ({info['arena_note']})")
+
+
+@click.command("inspect")
+@bundle_argument
+@click.option(
+    "--pubkey",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="For a package: check its signature with this Ed25519 public key.",
+)
+@json_option
+def inspect_cmd(bundle: Path, pubkey: Path | None, as_json: bool) -> None:
+    """Show what a bundle or a package holds.
+
+    Manifest summary (tensors, alphabet, regions, hash, size, metrics), the model's ops with counts, tensor types,
+    parameter bytes, MACs per inference and an upper bound of the interpreter's tensor arena. A package
+    (from `lpr-sdk package`) is verified first and each of its bundles shown.
+    """
+    if is_package(bundle):
+        pkg = load_package(bundle, pubkey)
+        infos = [bundle_info(b) for b in pkg.bundles.values()]
+        if as_json:
+            echo_json({"package": pkg.summary(), "bundles": infos})
+            return
+        s = pkg.summary()
+        signed = (
+            f"signed by {s['key_id']}" + (" (verified)" if s["signature_checked"] else "")
+            if s["signed"]
+            else "unsigned"
+        )
+        click.echo(f"package       {bundle}: version {s['version']}, {s['files']} files, {s['bytes']} bytes, {signed}")
+        for info, b in zip(infos, pkg.bundles.values(), strict=True):
+            click.echo("")
+            _echo_bundle(info, b.manifest)
+        return
+    b = load_bundle(bundle)
+    info = bundle_info(b)
+    if as_json:
+        echo_json(info)
+        return
+    _echo_bundle(info, b.manifest)

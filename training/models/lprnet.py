@@ -37,8 +37,9 @@ class SampleNorm(layers.Layer):
     """Divide a feature map by its own mean square (per sample), as LPRNet's global context does."""
 
     def call(self, x):
-        # Multiply by a per-sample scalar reciprocal: an element-wise int8 DIV is slow in TFLite.
-        return x * ops.reciprocal(ops.mean(ops.square(x), axis=(1, 2, 3), keepdims=True) + 1e-6)
+        # x * x (not square: SQUARE has no int8 kernel) and a per-sample scalar reciprocal (an element-wise int8
+        # DIV is slow in TFLite), so the exported graph stays int8 end to end.
+        return x * ops.reciprocal(ops.mean(x * x, axis=(1, 2, 3), keepdims=True) + 1e-6)
 
 
 class MeanOverHeight(layers.Layer):
@@ -54,6 +55,8 @@ def build_lprnet(
     variant: Variant = "reduced",
     width: float = 1.0,
     dropout: float = 0.3,
+    batch_size: int | None = None,
+    split_context: bool = False,
 ) -> keras.Model:
     """Build LPRNet returning logits of shape (batch, T, num_classes).
 
@@ -63,9 +66,12 @@ def build_lprnet(
         variant: ``basic`` or ``reduced`` (see the module docstring).
         width: channel multiplier.
         dropout: dropout rate before the 4x1 and 1x13 convs.
+        batch_size: a fixed batch size (1 for export: static shapes), or None.
+        split_context: mix the context branches with one 1x1 conv each and add (for int8 export: a concat
+            would force one quantisation scale on branches of very different ranges); see :func:`split_weights`.
     """
     c = lambda n: max(8, int(round(n * width / 8)) * 8)  # noqa: E731
-    inp = keras.Input(input_shape, name="image")
+    inp = keras.Input(input_shape, batch_size=batch_size, name="image")
     x = _conv_bn(inp, c(64), 3, name="stem")
     x = layers.MaxPooling2D(3, strides=(1, 2) if variant == "basic" else 2, padding="same", name="pool1")(x)
     f1 = x
@@ -91,7 +97,28 @@ def build_lprnet(
         if tuple(f.shape[1:3]) != (h, t):
             raise ValueError(f"input size {input_shape[:2]} does not pool evenly to {h}x{t}; pick another")
         ctx.append(SampleNorm(name=f"ctx_norm{i}")(f))
-    x = layers.Concatenate(name="ctx_concat")(ctx)
-    x = layers.Conv2D(num_classes, 1, name="ctx_mix")(x)
+    if split_context:  # same function as concat + 1x1 conv, but each branch gets its own int8 scale
+        x = layers.Add(name="ctx_sum")(
+            [layers.Conv2D(num_classes, 1, use_bias=i == 0, name=f"ctx_mix{i}")(f) for i, f in enumerate(ctx)]
+        )
+    else:
+        x = layers.Conv2D(num_classes, 1, name="ctx_mix")(layers.Concatenate(name="ctx_concat")(ctx))
     logits = MeanOverHeight(name="logits")(x)
     return keras.Model(inp, logits, name=f"lprnet_{variant}")
+
+
+def split_weights(trained: keras.Model, split: keras.Model) -> None:
+    """Copy ``trained``'s weights into the ``split_context`` twin ``split``, slicing the context mix kernel."""
+    mix = trained.get_layer("ctx_mix")
+    kernel, bias = mix.get_weights()
+    start = 0
+    for layer in split.layers:
+        if layer.name.startswith("ctx_mix"):
+            n = layer.input.shape[-1]
+            part = kernel[:, :, start : start + n]
+            layer.set_weights([part, bias] if layer.use_bias else [part])
+            start += n
+        elif layer.weights:
+            layer.set_weights(trained.get_layer(layer.name).get_weights())
+    if start != kernel.shape[2]:
+        raise ValueError("context branches do not add up to the trained mix kernel")

@@ -1,0 +1,167 @@
+"""The workstation side of a deploy: copy over SSH with the system ``ssh``/``scp``, then run the device agent.
+
+All device-side logic (verification, slot write, atomic switch, health check, rollback) is in
+:mod:`firmware_tools.device_agent`, run on the device by its own Python; this module only copies files and
+invokes it. SSH runs with ``BatchMode=yes`` (never a password prompt) and, unless a known-hosts file is given,
+``StrictHostKeyChecking=accept-new`` (trust a new host on first use, refuse a changed host key).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdk.errors import LprError
+
+AGENT = "firmware_tools.device_agent"
+DEFAULT_ROOT = "/opt/lpr"
+SSH_TIMEOUT_S = 15
+AGENT_TIMEOUT_S = 900
+
+
+class DeployError(LprError):
+    """A deploy step failed: SSH, copy, or the device refused or rolled back."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to reach a device.
+
+    Attributes:
+        destination: ``user@host`` (or a host alias from ~/.ssh/config).
+        root: the device root holding the slots.
+        port: SSH port (None: ssh's default or config).
+        identity: private key file for SSH.
+        known_hosts: known-hosts file to check the host key against strictly (None: accept-new in the default).
+        python: the device's Python with lpr-sdk installed.
+        ssh_options: extra ``-o`` options (e.g. ``ProxyJump=gw``).
+    """
+
+    destination: str
+    root: str = DEFAULT_ROOT
+    port: int | None = None
+    identity: Path | None = None
+    known_hosts: Path | None = None
+    python: str = "python3"
+    ssh_options: tuple[str, ...] = field(default_factory=tuple)
+
+    def _options(self) -> list[str]:
+        opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={SSH_TIMEOUT_S}"]
+        if self.known_hosts is not None:
+            opts += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={self.known_hosts}"]
+        else:
+            opts += ["-o", "StrictHostKeyChecking=accept-new"]
+        if self.identity is not None:
+            opts += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
+        for o in self.ssh_options:
+            opts += ["-o", o]
+        return opts
+
+    def ssh_command(self, remote: Sequence[str]) -> list[str]:
+        """``ssh`` argv running ``remote`` (each word quoted for the remote shell)."""
+        port = ["-p", str(self.port)] if self.port else []
+        return ["ssh", *self._options(), *port, "--", self.destination, shlex.join(remote)]
+
+    def scp_command(self, source: Path, remote_path: str) -> list[str]:
+        """``scp`` argv copying one local file to a remote path."""
+        port = ["-P", str(self.port)] if self.port else []
+        return ["scp", "-q", *self._options(), *port, "--", str(source), f"{self.destination}:{remote_path}"]
+
+    def agent(self, *args: str) -> list[str]:
+        """The remote agent's argv for one command."""
+        return [self.python, "-m", AGENT, args[0], "--root", self.root, *args[1:]]
+
+
+def _last_error(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    return (errors[-1].removeprefix("error: ") if errors else lines[-1]) if lines else "no output"
+
+
+def _run(cmd: list[str], what: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError as e:
+        raise DeployError(f"{cmd[0]} is not installed here: install the OpenSSH client") from e
+    except subprocess.TimeoutExpired as e:
+        raise DeployError(f"{what} timed out after {timeout:.0f} s") from e
+
+
+def run_agent(target: Target, *args: str, timeout: float = AGENT_TIMEOUT_S) -> dict[str, Any]:
+    """Run one device-agent command over SSH and return its JSON result.
+
+    Raises:
+        DeployError: SSH failed, the device lacks lpr-sdk, or the agent reported an error (its message).
+    """
+    proc = _run(target.ssh_command(target.agent(*args)), f"{args[0]} on {target.destination}", timeout)
+    if proc.returncode == 255:
+        if not proc.stderr.strip():  # ssh says nothing when the remote command dies from a signal
+            raise DeployError(
+                f"{args[0]} on {target.destination} was cut off (connection lost or the agent was killed); "
+                "the device keeps a complete slot active: see `lpr-sdk deploy --status`"
+            )
+        raise DeployError(f"ssh to {target.destination} failed: {_last_error(proc.stderr)}")
+    if proc.returncode != 0:
+        err = _last_error(proc.stderr)
+        if "No module named" in err:
+            err = f"{target.python} on the device cannot run {AGENT}: install lpr-sdk there ({err})"
+        outcome = {2: "refused", 3: "rolled back"}.get(proc.returncode, "failed")
+        raise DeployError(f"{target.destination}: {args[0]} {outcome}: {err}")
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError) as e:
+        raise DeployError(f"{target.destination}: {args[0]} gave no result (output: {proc.stdout[-200:]!r})") from e
+
+
+def upload(target: Target, files: Sequence[Path], remote_dir: str) -> list[str]:
+    """Copy files into ``remote_dir`` on the device under unique names; return their remote paths."""
+    tag = f"{os.getpid()}-{os.urandom(3).hex()}"
+    remote = []
+    for f in files:
+        dest = f"{remote_dir}/{tag}-{f.name}"
+        proc = _run(target.scp_command(f, dest), f"copy to {target.destination}", AGENT_TIMEOUT_S)
+        if proc.returncode != 0:
+            raise DeployError(f"copy of {f.name} to {target.destination} failed: {_last_error(proc.stderr)}")
+        remote.append(dest)
+    return remote
+
+
+def deploy(target: Target, package: Path, pubkey: Path | None = None) -> dict[str, Any]:
+    """Copy a package to the device, verify it there, switch slots, health-check, roll back on failure.
+
+    Args:
+        target: the device.
+        package: the package ``.tar.gz`` (verified here first by the caller).
+        pubkey: install this public key as the device's trusted key before verifying (packages must then be
+            signed by it from now on).
+
+    Returns:
+        The agent's result (``active`` slot, ``version``, ``previous``).
+
+    Raises:
+        DeployError: with the device's one-line reason; on ``rolled back`` the previous slot is active again.
+    """
+    incoming = f"{target.root.rstrip('/') or '/'}/incoming"
+    proc = _run(target.ssh_command(["mkdir", "-p", "--", incoming]), f"ssh to {target.destination}", SSH_TIMEOUT_S * 2)
+    if proc.returncode != 0:
+        raise DeployError(f"ssh to {target.destination} failed: {_last_error(proc.stderr)}")
+    remote = upload(target, [package] + ([pubkey] if pubkey is not None else []), incoming)
+    return run_agent(target, "deploy", remote[0], *(["--trust-key", remote[1]] if pubkey is not None else []))
+
+
+def install_service(target: Target, script: Path, bundle: str | None = None) -> dict[str, Any]:
+    """Copy the camera-loop script and write the systemd unit for the active slot into the device root."""
+    prep = run_agent(target, "prepare")
+    (remote,) = upload(target, [script], prep["incoming"])
+    args = ["service", "--script", remote, "--python", prep["python"]]
+    if bundle:
+        args += ["--bundle", bundle]
+    return run_agent(target, *args)

@@ -1,0 +1,173 @@
+"""The device agent, run locally as it runs on a device: A/B slots, atomic switch, health check, rollback, crashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware_tools.device_agent import CRASH_STEPS
+from firmware_tools.keys import generate_keypair
+from firmware_tools.packager import build_package
+from firmware_tools.slots import CRASH_ENV, SlotStore
+from firmware_tools.testing import active_health, repack
+
+MODEL = "bundles/tiny/model.tflite"
+
+
+def agent(root: Path, *args: object, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash:
+        env[CRASH_ENV] = crash
+    cmd = [sys.executable, "-m", "firmware_tools.device_agent", str(args[0]), "--root", str(root), *map(str, args[1:])]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> dict:
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def one_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        h.update(str(p.relative_to(path)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def flip_last_byte(files: dict[str, bytes]) -> None:
+    files[MODEL] = files[MODEL][:-1] + bytes([files[MODEL][-1] ^ 1])
+
+
+@pytest.fixture(scope="module")
+def pkgs(tiny_bundle, tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("pkgs")
+    bundle = d / "tiny"
+    bundle.symlink_to(tiny_bundle, target_is_directory=True)
+    key, pub = generate_keypair(d / "fleet")
+    other, _ = generate_keypair(d / "other")
+    out = {"key": key, "pub": pub, "other": other}
+    for v in ("v1", "v2"):
+        out[v] = build_package([bundle], d / f"{v}.tar.gz", version=v, sign_key=key).source
+    out["unsigned"] = build_package([bundle], d / "unsigned.tar.gz", version="v3").source
+    out["wrong-key"] = build_package([bundle], d / "wrong.tar.gz", version="v4", sign_key=other).source
+    out["tampered"] = repack(out["v2"], d / "tampered.tar.gz", flip_last_byte)
+    out["truncated"] = repack(out["v2"], d / "truncated.tar.gz", lambda f: f.__setitem__(MODEL, f[MODEL][:999]))
+
+    def lie(files: dict[str, bytes]) -> None:
+        m = json.loads(files["bundles/tiny/manifest.json"])
+        m["input"]["shape"][2] += 8  # a valid manifest that does not match the model
+        files["bundles/tiny/manifest.json"] = json.dumps(m).encode()
+
+    out["lying"] = repack(out["v2"], d / "lying.tar.gz", lie, rehash=True, sign_key=key)
+    return out
+
+
+@pytest.fixture
+def device(tmp_path, pkgs) -> Path:
+    """A device root with v1 active."""
+    root = tmp_path / "device"
+    assert ok(agent(root, "deploy", pkgs["v1"]))["active"] == "a"
+    return root
+
+
+def test_deploy_switches_slots_and_rollback_returns(device, pkgs):
+    r = ok(agent(device, "deploy", pkgs["v2"]))
+    assert (r["active"], r["version"], r["previous"]) == ("b", "v2", "a")
+    assert os.readlink(device / "current") == "slots/b"
+    s = ok(agent(device, "status"))
+    assert s["slots"]["a"]["version"] == "v1" and s["slots"]["b"]["version"] == "v2" and s["pending"] is None
+    r = ok(agent(device, "rollback"))
+    assert (r["active"], r["version"]) == ("a", "v1")
+    assert active_health(device) == (True, "v1")
+
+
+def test_a_refused_package_leaves_the_device_untouched(device, pkgs):
+    ok(agent(device, "trust", pkgs["pub"]))
+    before = tree_digest(device / "slots")
+    for bad, words in [
+        ("tampered", "does not match its sha256"),
+        ("truncated", "says"),
+        ("lying", "disagrees with the model"),
+        ("wrong-key", "signature does not verify"),
+        ("unsigned", "is not signed"),
+    ]:
+        line = one_line(agent(device, "deploy", pkgs[bad]), code=2)
+        assert words in line and "the device is unchanged" in line, bad
+        assert tree_digest(device / "slots") == before, bad
+        assert active_health(device) == (True, "v1"), bad
+
+
+def test_failed_health_check_rolls_back(device, pkgs):
+    line = one_line(agent(device, "deploy", pkgs["v2"], crash="health_check"), code=3)
+    assert "failed its health check" in line and "slot a is active again" in line
+    assert active_health(device) == (True, "v1")
+    history = ok(agent(device, "status"))["history"]
+    assert history[-1]["result"] == "rolled_back"
+
+
+def test_first_deploy_that_fails_its_check_leaves_no_model_active(tmp_path, pkgs):
+    root = tmp_path / "fresh"
+    assert "no model is active" in one_line(agent(root, "deploy", pkgs["v1"], crash="health_check"), code=3)
+    assert not (root / "current").exists()
+    assert "no active slot" in one_line(agent(root, "rollback"), code=1)
+
+
+def test_crash_at_every_step_leaves_a_working_active_slot(device, pkgs):
+    ok(agent(device, "deploy", pkgs["v2"]))  # both slots full, so the inactive one is replaced, not just written
+    versions = []
+    for i, step in enumerate(s for s in CRASH_STEPS if s != "health_check"):
+        pkg = pkgs["v1"] if i % 2 == 0 else pkgs["v2"]
+        proc = agent(device, "deploy", pkg, crash=step)
+        assert proc.returncode == -9, (step, proc.stderr)
+        healthy, version = active_health(device)
+        assert healthy, f"bricked after a crash at {step}: {version}"
+        versions.append(version)
+    assert set(versions) == {"v1", "v2"}  # crashes before the switch keep the old one, after it the new one
+    r = ok(agent(device, "recover"))
+    assert r["action"] == "recover"
+    r = ok(agent(device, "deploy", pkgs["v2"]))
+    assert r["version"] == "v2" and ok(agent(device, "status"))["pending"] is None
+    assert not [p for p in (device / "slots").iterdir() if p.name.startswith(".")]
+
+
+def test_recover_keeps_a_healthy_unconfirmed_switch(device, pkgs):
+    assert agent(device, "deploy", pkgs["v2"], crash="activated").returncode == -9
+    assert ok(agent(device, "status"))["pending"]["slot"] == "b"
+    assert "kept slot b" in ok(agent(device, "recover"))["result"]
+    s = ok(agent(device, "status"))
+    assert s["pending"] is None and s["active_version"] == "v2"
+
+
+def test_service_unit_is_written_into_the_root(device, tmp_path):
+    script = tmp_path / "camera_loop.py"
+    script.write_text("print('loop')\n")
+    r = ok(agent(device, "service", "--script", script, "--python", "/usr/bin/python3"))
+    unit = Path(r["unit"]).read_text()
+    assert r["bundle"] == "tiny" and Path(r["unit"]).parent == device
+    assert f"ExecStart=/usr/bin/python3 {device}/camera_loop.py --bundle {device}/current/bundles/tiny" in unit
+    assert f"ExecStartPre=/usr/bin/python3 -m firmware_tools.device_agent recover --root {device}" in unit
+    assert (device / "camera_loop.py").read_text() == "print('loop')\n"
+    assert "no bundle 'nope'" in one_line(agent(device, "service", "--script", script, "--bundle", "nope"), code=1)
+
+
+def test_slot_store_refuses_to_overwrite_the_active_slot(device):
+    store = SlotStore(device)
+    with pytest.raises(Exception, match="is active"):
+        store.write_slot(store.active(), {"x": b""})
+    shutil.rmtree(device)

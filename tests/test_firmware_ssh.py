@@ -1,0 +1,127 @@
+"""Deploys over a real OpenSSH server on 127.0.0.1 to a temporary device root, with faults injected."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware_tools.device_agent import CRASH_STEPS
+from firmware_tools.keys import generate_keypair
+from firmware_tools.packager import build_package
+from firmware_tools.remote import DeployError, deploy
+from firmware_tools.testing import LocalSshd, active_health, deploy_argv, fault_trial, missing_tools, repack
+
+pytestmark = pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
+
+MODEL = "bundles/tiny/model.tflite"
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    with LocalSshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pkgs(tiny_bundle, tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("pkgs")
+    bundle = d / "tiny"
+    bundle.symlink_to(tiny_bundle, target_is_directory=True)
+    key, pub = generate_keypair(d / "fleet")
+    out = {"key": key, "pub": pub}
+    for v in ("v1", "v2"):
+        out[v] = build_package([bundle], d / f"{v}.tar.gz", version=v, sign_key=key).source
+
+    def flip(files: dict[str, bytes]) -> None:
+        files[MODEL] = files[MODEL][:-1] + bytes([files[MODEL][-1] ^ 1])
+
+    out["tampered"] = repack(out["v2"], d / "tampered.tar.gz", flip)
+    return out
+
+
+def cli(sshd: LocalSshd, root: Path, *args: object) -> subprocess.CompletedProcess[str]:
+    """``lpr-sdk deploy`` as a user runs it: a separate process with the system ssh."""
+    base = deploy_argv(sshd, root, Path("unused"))
+    i = base.index("deploy") + 1
+    cmd = [*base[:i], *map(str, args), *base[i + 1 :]]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def device(sshd, pkgs, tmp_path_factory) -> Path:
+    """A device root that trusts the fleet key, first deployed with v1 over SSH (shared by this module's tests)."""
+    root = tmp_path_factory.mktemp("device") / "opt-lpr"
+    proc = cli(sshd, root, pkgs["v1"], "--pubkey", pkgs["pub"])
+    assert proc.returncode == 0, proc.stderr
+    assert "version v1 active in slot a" in proc.stdout
+    return root
+
+
+def test_deploy_status_rollback(sshd, device, pkgs):
+    proc = cli(sshd, device, pkgs["v2"])
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(cli(sshd, device, "--status", "--json").stdout)
+    active, other = s["active"], "a" if s["active"] == "b" else "b"
+    assert f"version v2 active in slot {active}" in proc.stdout and f"previous slot: {other}" in proc.stdout
+    assert s["active_version"] == "v2" and s["slots"][other]["valid"] and s["trusted_key"] is not None
+    proc = cli(sshd, device, "--rollback")
+    assert proc.returncode == 0, proc.stderr
+    assert f"rolled back to slot {other}, version {s['slots'][other]['version']}" in proc.stdout
+    assert active_health(device) == (True, s["slots"][other]["version"])
+
+
+def test_device_refuses_a_tampered_package_and_stays_on_its_slot(sshd, device, pkgs):
+    # the CLI checks locally first: one line, nothing copied
+    assert "does not match its sha256" in one_error_line(cli(sshd, device, pkgs["tampered"]))
+    assert not list((device / "incoming").iterdir())
+    # the device checks again with its own SDK (here the local check is bypassed)
+    before = active_health(device)
+    target = sshd.target(device, sys.executable)
+    with pytest.raises(DeployError, match=r"deploy refused: refused, the device is unchanged: .*sha256"):
+        deploy(target, pkgs["tampered"])
+    assert before[0] and active_health(device) == before
+    assert not list((device / "incoming").iterdir())
+
+
+def test_service_unit_over_ssh(sshd, device, tmp_path):
+    script = tmp_path / "camera_loop.py"
+    script.write_text("print('camera loop')\n")
+    proc = cli(sshd, device, "--service", "--camera-loop", script)
+    assert proc.returncode == 0, proc.stderr
+    unit = (device / "lpr-camera.service").read_text()
+    assert f"--bundle {device}/current/bundles/tiny" in unit and "systemctl enable" in proc.stdout
+
+
+def test_ssh_failure_is_one_line(sshd, pkgs, tmp_path):
+    base = deploy_argv(sshd, tmp_path / "root", pkgs["v1"])
+    base[base.index("--port") + 1] = "1"  # nothing listens there
+    proc = subprocess.run(base, capture_output=True, text=True, timeout=120, check=False)
+    assert "ssh to" in one_error_line(proc)
+
+
+def test_killed_deploys_never_brick_the_device(sshd, device, pkgs):
+    """A handful of the fault benchmark's trials (benchmarks/deploy_faults.py runs 50+)."""
+    rng = random.Random(5)
+    span = 3.0
+    trials = [
+        fault_trial(sshd, device, pkgs["v2"], "kill-client", rng, span),
+        fault_trial(sshd, device, pkgs["v1"], "kill-agent", rng, span),
+        fault_trial(sshd, device, pkgs["v2"], "crash-at", rng, span, step=rng.choice(CRASH_STEPS)),
+    ]
+    assert not [t for t in trials if t.bricked], trials
+    assert trials[2].exit_code == 2  # the agent died: the client says so in one line
+    proc = cli(sshd, device, pkgs["v2"])
+    assert proc.returncode == 0, proc.stderr
+    assert active_health(device) == (True, "v2")
