@@ -61,7 +61,8 @@ def augment(images: tf.Tensor) -> tf.Tensor:
     x = x * tf.random.uniform((n, 1, 1, 1), 0.6, 1.3) + tf.random.uniform((n, 1, 1, 1), -0.2, 0.2)
     mean = tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True)
     x = (x - mean) * tf.random.uniform((n, 1, 1, 1), 0.6, 1.3) + mean
-    x = tf.where(tf.random.uniform((n, 1, 1, 1)) < 0.15, tf.reduce_mean(x, axis=3, keepdims=True) + 0 * x, x)
+    gray = tf.broadcast_to(tf.reduce_mean(x, axis=3, keepdims=True), tf.shape(x))
+    x = tf.where(tf.random.uniform((n, 1, 1, 1)) < 0.15, gray, x)
     x = x + tf.random.normal(tf.shape(x), 0.0, 1.0) * tf.random.uniform((n, 1, 1, 1), 0.0, 0.05)
     return tf.clip_by_value(x, 0.0, 1.0)
 
