@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -62,4 +63,42 @@ def tiny_bundle(tmp_path_factory, tiny_run, synth_dir) -> Path:
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     quantize_run(tiny_run, synth_dir, out, eval_dir=synth_dir, eval_split="all", allow_drop=True)
+    return out
+
+
+PKG_MODEL = "bundles/tiny/model.tflite"
+
+
+@pytest.fixture(scope="session")
+def pkgs(tiny_bundle, tmp_path_factory) -> dict[str, Path]:
+    """Keys and packages of the tiny bundle: signed v1/v2, unsigned, wrong key, tampered, truncated, lying."""
+    from firmware_tools.keys import generate_keypair
+    from firmware_tools.packager import build_package
+    from firmware_tools.testing import repack
+
+    d = tmp_path_factory.mktemp("pkgs")
+    bundle = d / "tiny"
+    bundle.symlink_to(tiny_bundle, target_is_directory=True)
+    key, pub = generate_keypair(d / "fleet")
+    other, _ = generate_keypair(d / "other")
+    out = {"key": key, "pub": pub, "other": other}
+    for v in ("v1", "v2"):
+        out[v] = build_package([bundle], d / f"{v}.tar.gz", version=v, sign_key=key).source
+    out["unsigned"] = build_package([bundle], d / "unsigned.tar.gz", version="v3").source
+    out["wrong-key"] = build_package([bundle], d / "wrong.tar.gz", version="v4", sign_key=other).source
+
+    def flip_last_byte(files: dict[str, bytes]) -> None:
+        files[PKG_MODEL] = files[PKG_MODEL][:-1] + bytes([files[PKG_MODEL][-1] ^ 1])
+
+    def truncate(files: dict[str, bytes]) -> None:
+        files[PKG_MODEL] = files[PKG_MODEL][:999]
+
+    def lie(files: dict[str, bytes]) -> None:
+        m = json.loads(files["bundles/tiny/manifest.json"])
+        m["input"]["shape"][2] += 8  # a valid manifest that does not match the model
+        files["bundles/tiny/manifest.json"] = json.dumps(m).encode()
+
+    out["tampered"] = repack(out["v2"], d / "tampered.tar.gz", flip_last_byte)
+    out["truncated"] = repack(out["v2"], d / "truncated.tar.gz", truncate)
+    out["lying"] = repack(out["v2"], d / "lying.tar.gz", lie, rehash=True, sign_key=key)
     return out

@@ -13,12 +13,8 @@ from pathlib import Path
 import pytest
 
 from firmware_tools.device_agent import CRASH_STEPS
-from firmware_tools.keys import generate_keypair
-from firmware_tools.packager import build_package
 from firmware_tools.slots import CRASH_ENV, SlotStore
-from firmware_tools.testing import active_health, repack
-
-MODEL = "bundles/tiny/model.tflite"
+from firmware_tools.testing import active_health
 
 
 def agent(root: Path, *args: object, crash: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -48,34 +44,6 @@ def tree_digest(path: Path) -> str:
         if p.is_file():
             h.update(p.read_bytes())
     return h.hexdigest()
-
-
-def flip_last_byte(files: dict[str, bytes]) -> None:
-    files[MODEL] = files[MODEL][:-1] + bytes([files[MODEL][-1] ^ 1])
-
-
-@pytest.fixture(scope="module")
-def pkgs(tiny_bundle, tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("pkgs")
-    bundle = d / "tiny"
-    bundle.symlink_to(tiny_bundle, target_is_directory=True)
-    key, pub = generate_keypair(d / "fleet")
-    other, _ = generate_keypair(d / "other")
-    out = {"key": key, "pub": pub, "other": other}
-    for v in ("v1", "v2"):
-        out[v] = build_package([bundle], d / f"{v}.tar.gz", version=v, sign_key=key).source
-    out["unsigned"] = build_package([bundle], d / "unsigned.tar.gz", version="v3").source
-    out["wrong-key"] = build_package([bundle], d / "wrong.tar.gz", version="v4", sign_key=other).source
-    out["tampered"] = repack(out["v2"], d / "tampered.tar.gz", flip_last_byte)
-    out["truncated"] = repack(out["v2"], d / "truncated.tar.gz", lambda f: f.__setitem__(MODEL, f[MODEL][:999]))
-
-    def lie(files: dict[str, bytes]) -> None:
-        m = json.loads(files["bundles/tiny/manifest.json"])
-        m["input"]["shape"][2] += 8  # a valid manifest that does not match the model
-        files["bundles/tiny/manifest.json"] = json.dumps(m).encode()
-
-    out["lying"] = repack(out["v2"], d / "lying.tar.gz", lie, rehash=True, sign_key=key)
-    return out
 
 
 @pytest.fixture

@@ -11,37 +11,16 @@ from pathlib import Path
 import pytest
 
 from firmware_tools.device_agent import CRASH_STEPS
-from firmware_tools.keys import generate_keypair
-from firmware_tools.packager import build_package
 from firmware_tools.remote import DeployError, deploy
-from firmware_tools.testing import LocalSshd, active_health, deploy_argv, fault_trial, missing_tools, repack
+from firmware_tools.testing import LocalSshd, active_health, deploy_argv, fault_trial, missing_tools
 
 pytestmark = pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
-
-MODEL = "bundles/tiny/model.tflite"
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     with LocalSshd(tmp_path_factory.mktemp("sshd")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def pkgs(tiny_bundle, tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("pkgs")
-    bundle = d / "tiny"
-    bundle.symlink_to(tiny_bundle, target_is_directory=True)
-    key, pub = generate_keypair(d / "fleet")
-    out = {"key": key, "pub": pub}
-    for v in ("v1", "v2"):
-        out[v] = build_package([bundle], d / f"{v}.tar.gz", version=v, sign_key=key).source
-
-    def flip(files: dict[str, bytes]) -> None:
-        files[MODEL] = files[MODEL][:-1] + bytes([files[MODEL][-1] ^ 1])
-
-    out["tampered"] = repack(out["v2"], d / "tampered.tar.gz", flip)
-    return out
 
 
 def cli(sshd: LocalSshd, root: Path, *args: object) -> subprocess.CompletedProcess[str]:
