@@ -95,3 +95,52 @@ def bench_recognizer(
         "input_shape": list(b.manifest.input.shape),
         "results": results,
     }
+
+
+def bench_pipeline(
+    frames: Sequence[np.ndarray],
+    detector: str | Path = "detector",
+    recognizers: Sequence[str | Path] = ("latin",),
+    threads: Sequence[int] = (1, 2),
+    warmup: int = 5,
+    runs: int = 50,
+) -> dict[str, Any]:
+    """End-to-end frames per second of :class:`~sdk.pipeline.Pipeline` on 1280x720 frames, per thread count.
+
+    Each frame is resized to 1280x720 first; ``runs`` calls of ``process()`` cycle through the frames after
+    ``warmup`` untimed ones. Reports the median total and per-stage latency, FPS (1000 / median total) and
+    plates found per frame.
+    """
+    import cv2
+
+    from sdk.pipeline import STAGES, Pipeline  # local: the pipeline pulls in capture and rectify
+
+    if not frames or not threads or min(threads) < 1 or runs < 1 or warmup < 0:
+        raise ValueError("need frames, threads >= 1, runs >= 1 and warmup >= 0")
+    hd = [cv2.resize(f, (1280, 720)) for f in frames]
+    results, sizes, backend = [], {}, ""
+    for t in threads:
+        pipe = Pipeline(detector, recognizers, threads=int(t))
+        sizes, backend = pipe.model_bytes, pipe.detector.backend
+        for i in range(warmup):
+            pipe.process(hd[i % len(hd)])
+        total, stage, plates = [], {s: [] for s in STAGES if s != "capture"}, []
+        for i in range(runs):
+            t0 = time.perf_counter()
+            r = pipe.process(hd[i % len(hd)])
+            total.append(_ms(t0))
+            plates.append(len(r.plates))
+            for s in stage:
+                stage[s].append(r.timings_ms[s])
+        med = float(np.median(total))
+        results.append(
+            {
+                "threads": int(t),
+                "fps": round(1000.0 / med, 1),
+                "latency_ms_median": round(med, 3),
+                "latency_ms_p90": round(float(np.percentile(total, 90)), 3),
+                "stage_ms_median": {s: round(float(np.median(v)), 3) for s, v in stage.items()},
+                "plates_per_frame": round(float(np.mean(plates)), 2),
+            }
+        )
+    return {"frame_size": [1280, 720], "frames": len(hd), "model_bytes": sizes, "backend": backend, "results": results}

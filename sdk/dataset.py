@@ -1,12 +1,19 @@
-"""Labelled plate folders (``labels.csv``: file, plate_text, region, source) and the deterministic train/test split."""
+"""Labelled folders and the deterministic train/test split.
+
+Plate crops: ``labels.csv`` with file, plate_text, region, source. Scenes (whole frames): ``labels.csv`` with
+file, plate_text, region, x1..y4 (corners TL, TR, BR, BL in pixels), source; one row per plate.
+"""
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import numpy as np
 
 from sdk.errors import LprError
 
@@ -28,6 +35,22 @@ def split_of(text: str) -> Literal["train", "test"]:
     return "test" if h % 100 < TEST_PERCENT else "train"
 
 
+_CROP = ("file", "plate_text", "region")
+_SCENE = (*_CROP, "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4")
+
+
+def _csv_rows(d: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    f = d / "labels.csv"
+    if not f.is_file():
+        raise LprError(f"{d} holds no labels.csv (columns: {','.join(columns)})")
+    with open(f, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(columns) - set(reader.fieldnames or ())
+        if missing:
+            raise LprError(f"{f} lacks column(s) {', '.join(sorted(missing))}")
+        return list(reader)
+
+
 def read_labels(
     data_dir: str | Path, split: Split = "all", regions: list[str] | tuple[str, ...] | None = None
 ) -> list[LabelRow]:
@@ -37,15 +60,80 @@ def read_labels(
         LprError: the folder or its labels.csv is missing or lacks the needed columns.
     """
     d = Path(data_dir)
-    f = d / "labels.csv"
-    if not f.is_file():
-        raise LprError(f"{d} holds no labels.csv (columns: file,plate_text,region)")
-    with open(f, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"file", "plate_text", "region"} - set(reader.fieldnames or ())
-        if missing:
-            raise LprError(f"{f} lacks column(s) {', '.join(sorted(missing))}")
-        rows = [LabelRow(d / r["file"], r["plate_text"], r["region"], r.get("source") or "") for r in reader]
+    rows = [LabelRow(d / r["file"], r["plate_text"], r["region"], r.get("source") or "") for r in _csv_rows(d, _CROP)]
     return [
         r for r in rows if (split == "all" or split_of(r.text) == split) and (regions is None or r.region in regions)
     ]
+
+
+# --- scenes -------------------------------------------------------------------------------------------------------
+
+FULLY_LABELLED_REGIONS = ("ro",)
+"""Real scene regions whose frames have every visible plate labelled (the rest label one plate per frame)."""
+SYNTH_SOURCE = "synth scene"
+"""``source`` prefix of rendered scenes: they label every plate they contain."""
+
+
+@dataclass(frozen=True, eq=False)
+class ScenePlate:
+    """One labelled plate of a frame: (4, 2) float32 corners TL, TR, BR, BL in pixels (rendered plates may extend
+    outside the frame), its text (empty for detection-only labels) and region."""
+
+    corners: np.ndarray
+    text: str
+    region: str
+
+
+@dataclass(frozen=True, eq=False)
+class SceneFrame:
+    """One frame of a scenes folder: absolute path, labelled plates, region (``mixed`` when its plates differ)
+    and ``partial``: True when plates in view may be unlabelled (single-plate real sources)."""
+
+    path: Path
+    plates: tuple[ScenePlate, ...]
+    region: str
+    partial: bool
+
+
+def scene_split(file: str | Path, text: str = "") -> Literal["train", "test"]:
+    """The split of a scene frame: by its labelled plate text when it has one (the same side as that plate's
+    crops, so a recogniser trained on the train split never saw a test frame's plate), else by its file stem
+    without a trailing ``_t<digits>``, so all frames of one dashcam ride land on the same side."""
+    return split_of(text) if text else split_of(re.sub(r"_t\d+$", "", Path(str(file)).stem))
+
+
+def read_scenes(
+    scenes_dir: str | Path, split: Split = "all", regions: list[str] | tuple[str, ...] | None = None
+) -> list[SceneFrame]:
+    """Frames of ``scenes_dir/labels.csv`` (real or rendered): rows grouped by file, in order of first appearance.
+
+    Args:
+        scenes_dir: folder with ``labels.csv`` and the images it names.
+        split: ``all``, or the ``train``/``test`` side of :func:`scene_split` (by the first plate's text).
+        regions: keep frames with at least one plate of these regions (None: all).
+
+    Raises:
+        LprError: labels.csv is missing, lacks columns or has corners that are not numbers.
+    """
+    d = Path(scenes_dir)
+    grouped: dict[str, list[tuple[ScenePlate, str]]] = {}
+    for line, r in enumerate(_csv_rows(d, _SCENE), start=2):
+        try:
+            corners = np.array([[float(r[f"x{k}"]), float(r[f"y{k}"])] for k in range(1, 5)], np.float32)
+        except (TypeError, ValueError):
+            raise LprError(f"{d / 'labels.csv'}:{line}: corners x1..y4 must be numbers") from None
+        grouped.setdefault(r["file"], []).append(
+            (ScenePlate(corners, r["plate_text"] or "", r["region"]), r.get("source") or "")
+        )
+    frames = []
+    for file, items in grouped.items():
+        plates = tuple(p for p, _ in items)
+        if split != "all" and scene_split(file, plates[0].text) != split:
+            continue
+        if regions is not None and not any(p.region in regions for p in plates):
+            continue
+        plate_regions = {p.region for p in plates}
+        region = plate_regions.pop() if len(plate_regions) == 1 else "mixed"
+        synthetic = all(src.startswith(SYNTH_SOURCE) for _, src in items)
+        frames.append(SceneFrame(d / file, plates, region, not (synthetic or region in FULLY_LABELLED_REGIONS)))
+    return frames

@@ -23,3 +23,7 @@ class RegionError(LprError):
 
 class BackendError(LprError):
     """No TFLite interpreter (or requested delegate) is available."""
+
+
+class CaptureError(LprError):
+    """A frame source cannot be opened or read."""

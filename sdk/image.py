@@ -44,3 +44,12 @@ def plate_input(img_bgr: np.ndarray, height: int, width: int, color_order: str =
     img = to_bgr(img_bgr)
     out = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if img.shape[1] > width else cv2.INTER_LINEAR)
     return cv2.cvtColor(out, cv2.COLOR_BGR2RGB) if color_order == "RGB" else out
+
+
+def fast_resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize with little aliasing at low cost: halve with INTER_AREA (fast at exactly 1/2) while the target is
+    at most half the size, then INTER_LINEAR for the rest (a direct INTER_AREA shrink of a 1280x720 frame costs
+    ~5 ms on a small CPU, this ~0.6 ms)."""
+    while img.shape[1] >= 2 * width and img.shape[0] >= 2 * height:
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sdk.bundle import Manifest
-from sdk.errors import BackendError, BundleError, ManifestError
+from sdk.errors import BackendError, BundleError, ImageError, ManifestError
 
 Device = Literal["cpu", "edgetpu"]
 BACKENDS = (
@@ -105,3 +105,17 @@ def check_tensors(interp: Any, manifest: Manifest) -> None:
                 f"manifest {what} quantisation ({spec.scale}, {spec.zero_point}) "
                 f"disagrees with the model's ({scale}, {zp})"
             )
+
+
+def invoke(interp: Any) -> None:
+    """Run the interpreter; a kernel that refuses this input becomes an :class:`~sdk.errors.ImageError`.
+
+    LPRNet's per-sample normalisation divides by the input's mean square: an all-black crop makes that zero,
+    and the int8 DIV kernel then fails. The interpreter stays usable for the next input.
+    """
+    try:
+        interp.invoke()
+    except RuntimeError as e:
+        raise ImageError(
+            f"the model cannot read this input ({str(e).splitlines()[0]}); a flat crop has nothing to read"
+        ) from e

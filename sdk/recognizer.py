@@ -12,7 +12,7 @@ from sdk.decode import Read, decode
 from sdk.errors import BundleError
 from sdk.formats import check_region
 from sdk.image import plate_input
-from sdk.interpreter import Device, check_tensors, make_interpreter
+from sdk.interpreter import Device, check_tensors, invoke, make_interpreter
 
 
 def input_lut(mean: float, std: float, scale: float, zero_point: int, dtype: str) -> np.ndarray:
@@ -67,7 +67,7 @@ class Recognizer:
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """Dequantised output (T, C) for one prepared uint8 (H, W, 3) input."""
         self.interpreter.set_tensor(self._in, self._lut[pixels][None])
-        self.interpreter.invoke()
+        invoke(self.interpreter)
         q = self.interpreter.get_tensor(self._out)[0]
         spec = self.manifest.output
         return (

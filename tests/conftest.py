@@ -102,3 +102,29 @@ def pkgs(tiny_bundle, tmp_path_factory) -> dict[str, Path]:
     out["truncated"] = repack(out["v2"], d / "truncated.tar.gz", truncate)
     out["lying"] = repack(out["v2"], d / "lying.tar.gz", lie, rehash=True, sign_key=key)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(tmp_path_factory):
+    """A tiny detector trained for two epochs per stage on rendered scenes, exported to int8 bundles."""
+    if not HAS_TF:
+        pytest.skip('needs the training extra: pip install "lpr-sdk[train]"')
+    from training.config import parse_detector_config
+    from training.export_detector import quantize_detector_run
+    from training.synth.scenes import render_scene_dataset
+    from training.train_detector import train_detector
+
+    root = tmp_path_factory.mktemp("det")
+    render_scene_dataset(root / "scenes", 12, ["us", "br"], seed=3, size=(320, 192))
+    cfg = parse_detector_config(
+        {
+            "name": "tiny-det",
+            "data": [{"path": str(root / "scenes"), "copies": 2}],
+            "eval": {"path": str(root / "scenes")},
+            "proposal": {"input_size": [64, 112], "width": 0.25, "epochs": 2, "batch_size": 8, "box_scale": 12},
+            "corners": {"input_size": [24, 64], "width": 0.25, "epochs": 2, "batch_size": 16},
+        }
+    )
+    metrics = train_detector(cfg, root / "run", verbose=False)
+    quantize_detector_run(root / "run", root / "scenes", root / "bundle", allow_drop=True, max_calib=8)
+    return root, metrics

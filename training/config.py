@@ -75,17 +75,29 @@ def _build(cls: type, d: Any, where: str) -> dict[str, Any]:
     return dict(d)
 
 
-def _source(d: Any, where: str, base: Path) -> DataSource:
-    d = _build(DataSource, d, where)
+def _folder(cls: type, d: Any, where: str, base: Path) -> dict[str, Any]:
+    """A data folder entry: known keys, ``path`` resolved against ``base``, a valid ``split``."""
+    d = _build(cls, d, where)
     if "path" not in d:
         raise ConfigError(f"{where} lacks 'path'")
     path = Path(str(d["path"]))
     d["path"] = str(path if path.is_absolute() else (base / path).resolve())
     if d.get("split", "all") not in ("all", "train", "test"):
         raise ConfigError(f"{where}.split must be all, train or test")
+    return d
+
+
+def _source(d: Any, where: str, base: Path) -> DataSource:
+    d = _folder(DataSource, d, where, base)
     if d.get("regions") is not None:
         d["regions"] = tuple(d["regions"])
     return DataSource(**d)
+
+
+def _size(size: Any, where: str) -> tuple[int, int]:
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v >= 8 for v in size)):
+        raise ConfigError(f"{where} must be [height, width] with both >= 8")
+    return tuple(size)
 
 
 def parse_config(d: Any, base: Path = Path(".")) -> TrainConfig:
@@ -101,10 +113,7 @@ def parse_config(d: Any, base: Path = Path(".")) -> TrainConfig:
     if not regions or bad:
         raise ConfigError(f"regions {list(bad or regions)} do not use alphabet {d['alphabet']!r}")
     d["regions"] = regions
-    size = d["input_size"]
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v >= 8 for v in size)):
-        raise ConfigError("input_size must be [height, width] with both >= 8")
-    d["input_size"] = tuple(size)
+    d["input_size"] = _size(d["input_size"], "input_size")
     stages = []
     for i, s in enumerate(d["stages"] or ()):
         s = _build(Stage, s, f"stages[{i}]")
@@ -124,17 +133,20 @@ def parse_config(d: Any, base: Path = Path(".")) -> TrainConfig:
     return TrainConfig(**d)
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Load and validate a YAML config file."""
-    p = Path(path)
+def _read_yaml(p: Path) -> Any:
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read config {p}: {e}") from e
-    return parse_config(raw, p.resolve().parent)
 
 
-def save_config(cfg: TrainConfig, path: Path) -> None:
+def load_config(path: str | Path) -> TrainConfig:
+    """Load and validate a YAML recogniser config file."""
+    p = Path(path)
+    return parse_config(_read_yaml(p), p.resolve().parent)
+
+
+def save_config(cfg: TrainConfig | DetectorConfig, path: Path) -> None:
     def plain(x: Any) -> Any:
         if isinstance(x, dict):
             return {k: plain(v) for k, v in x.items()}
@@ -143,3 +155,113 @@ def save_config(cfg: TrainConfig, path: Path) -> None:
         return x
 
     path.write_text(yaml.safe_dump(plain(cfg.to_dict()), allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+# --- detector ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """A scenes folder (``labels.csv`` with plate corners); each frame is used ``copies`` times (scale jitter)."""
+
+    path: str
+    split: Split = "all"
+    copies: int = 1
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    input_size: tuple[int, int] = (256, 448)  # (height, width) of the letterboxed frame
+    width: float = 1.0
+    stride: int = 8
+    box_scale: float = 32.0
+    score_threshold: float = 0.15
+    max_proposals: int = 8
+    epochs: int = 12
+    batch_size: int = 16
+    lr: float = 2e-3
+
+
+@dataclass(frozen=True)
+class CornersConfig:
+    input_size: tuple[int, int] = (48, 120)
+    width: float = 1.0
+    crop_aspect: float = 2.5
+    crop_expand: float = 1.25
+    coord_scale: float = 10.0
+    score_threshold: float = 0.5
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 2e-3
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """A detector run: the data, both cascade stages and the eval scenes; saved as the run's ``config.yaml``."""
+
+    name: str
+    data: tuple[SceneSource, ...]
+    kind: str = "detector"
+    eval: SceneSource | None = None
+    proposal: ProposalConfig = field(default_factory=ProposalConfig)
+    corners: CornersConfig = field(default_factory=CornersConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _scene_source(d: Any, where: str, base: Path) -> SceneSource:
+    d = _folder(SceneSource, d, where, base)
+    if int(d.get("copies", 1)) < 1:
+        raise ConfigError(f"{where}.copies must be >= 1")
+    return SceneSource(**d)
+
+
+def _sizes(d: dict[str, Any], where: str) -> dict[str, Any]:
+    if "input_size" in d:
+        d["input_size"] = _size(d["input_size"], f"{where}.input_size")
+    return d
+
+
+def parse_detector_config(d: Any, base: Path = Path(".")) -> DetectorConfig:
+    """Validate a detector config mapping; relative data paths are resolved against ``base``."""
+    d = _build(DetectorConfig, d, "config")
+    if d.get("kind", "detector") != "detector":
+        raise ConfigError("a detector config needs kind: detector")
+    if "name" not in d or not d.get("data"):
+        raise ConfigError("detector config needs 'name' and 'data'")
+    d["data"] = tuple(_scene_source(x, f"data[{i}]", base) for i, x in enumerate(d["data"]))
+    if d.get("eval") is not None:
+        d["eval"] = _scene_source(d["eval"], "eval", base)
+    d["proposal"] = ProposalConfig(**_sizes(_build(ProposalConfig, d.get("proposal", {}), "proposal"), "proposal"))
+    d["corners"] = CornersConfig(**_sizes(_build(CornersConfig, d.get("corners", {}), "corners"), "corners"))
+    if d["proposal"].input_size[0] % 16 or d["proposal"].input_size[1] % 16:
+        raise ConfigError("proposal.input_size must be multiples of 16")
+    return DetectorConfig(**d)
+
+
+def config_kind(path: str | Path) -> str:
+    """``recognizer`` or ``detector``: which kind of run a config file (or run folder) describes."""
+    p = Path(path)
+    raw = _read_yaml(p / "config.yaml" if p.is_dir() else p)
+    return str(raw.get("kind", "recognizer")) if isinstance(raw, dict) else "recognizer"
+
+
+def load_detector_config(path: str | Path) -> DetectorConfig:
+    """Load and validate a YAML detector config file."""
+    p = Path(path)
+    return parse_detector_config(_read_yaml(p), p.resolve().parent)
+
+
+def open_run(cfg: Any, run_dir: str | Path, resume: bool, load: Any) -> tuple[Any, Path]:
+    """Create a run folder holding ``cfg`` (saved as ``config.yaml``), or, resuming, read the folder's own config
+    with ``load``; return the config and the folder."""
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    if resume:
+        return load(run / "config.yaml"), run
+    if cfg is None:
+        raise ValueError("a config is needed unless resuming")
+    save_config(cfg, run / "config.yaml")
+    return cfg, run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import shutil
 import tempfile
 import warnings
 from datetime import datetime, timezone
@@ -153,8 +152,6 @@ def quantize_run(
                     "calibrate on more/other images or pass --allow-drop"
                 )
         manifest["metrics"] = metrics
-        out = Path(out_dir)
-        if out.exists():
-            shutil.rmtree(out)
-        bundle = write_bundle(out, tflite, manifest)
+        # overwrite model + manifest only: notes kept next to a bundle (REBUILD.md, metrics) survive
+        bundle = write_bundle(out_dir, tflite, manifest)
     return bundle, metrics

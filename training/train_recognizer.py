@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from sdk.decode import decode_batch
 from sdk.formats import ALPHABETS
-from training.config import TrainConfig, load_config, save_config
+from training.config import TrainConfig, load_config, open_run
 from training.data.pipeline import PlateArrays, load_arrays, make_dataset
 from training.models.lprnet import build_lprnet, split_weights
 
@@ -93,14 +93,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 
 def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, verbose: bool = True) -> dict[str, Any]:
     """Run every stage of ``cfg`` in ``run_dir``, or resume the run there (its own config); return the final metrics."""
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    if resume:
-        cfg = load_config(run / "config.yaml")
-    elif cfg is None:
-        raise ValueError("a config is needed unless resuming")
-    else:
-        save_config(cfg, run / "config.yaml")
+    cfg, run = open_run(cfg, run_dir, resume, load_config)
     keras.utils.set_random_seed(cfg.seed)
     alphabet = ALPHABETS[cfg.alphabet]
     blank = len(alphabet)

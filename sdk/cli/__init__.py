@@ -13,11 +13,12 @@ import click
 from sdk.cli.bench import bench_cmd
 from sdk.cli.deploy import deploy_cmd
 from sdk.cli.edgetpu import edgetpu_cmd
-from sdk.cli.evaluate import evaluate_cmd
+from sdk.cli.evaluate import evaluate_cmd, evaluate_detector_cmd
 from sdk.cli.inspect import inspect_cmd
 from sdk.cli.package import keygen_cmd, package_cmd, verify_cmd
 from sdk.cli.quantize import quantize_cmd
 from sdk.cli.recognize import recognize_cmd
+from sdk.cli.run import run_cmd
 from sdk.cli.synth import synth_cmd
 from sdk.cli.train import train_group
 from sdk.errors import LprError
@@ -47,7 +48,17 @@ def main() -> None:
     """Licence-plate recognition: run, evaluate, benchmark and build int8 TFLite bundles."""
 
 
-for _cmd in (recognize_cmd, evaluate_cmd, bench_cmd, inspect_cmd, synth_cmd, train_group, quantize_cmd):
+for _cmd in (
+    run_cmd,
+    recognize_cmd,
+    evaluate_cmd,
+    evaluate_detector_cmd,
+    bench_cmd,
+    inspect_cmd,
+    synth_cmd,
+    train_group,
+    quantize_cmd,
+):
     main.add_command(_cmd)
 for _cmd in (keygen_cmd, package_cmd, verify_cmd, edgetpu_cmd, deploy_cmd):  # firmware_tools: package, deploy
     main.add_command(_cmd)

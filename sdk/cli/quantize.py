@@ -26,7 +26,7 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
     "out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Bundle directory to write (replaced if it exists).",
+    help="Bundle directory to write (its model and manifest are replaced; other files there are kept).",
 )
 @click.option(
     "--eval",
@@ -61,22 +61,30 @@ def quantize_cmd(
 ) -> None:
     """Export a trained run to a full-int8 bundle.
 
-    Quantises RUN_DIR's recogniser, compares float and int8 plate accuracy and writes the bundle to --out
-    (needs the training extra).
+    Quantises RUN_DIR's recogniser (or both detector stages), compares float and int8 accuracy (plate accuracy,
+    or detection AP) on real data and writes the bundle to --out (needs the training extra). For a detector
+    run, --calib and --eval are scenes folders.
     """
     need_training("tensorflow", "yaml")
+    from training.config import config_kind
+
+    args = dict(calib_split=calib_split, eval_dir=eval_dir, eval_split=eval_split, allow_drop=allow_drop)
+    if config_kind(run_dir) == "detector":
+        from training.export_detector import quantize_detector_run
+
+        detector, metrics = quantize_detector_run(run_dir, calib, out, max_calib=min(max_calib, 200), **args)
+        if as_json:
+            echo_json({"bundle": str(out), "model_bytes": detector.model_bytes, "metrics": metrics})
+            return
+        for what in ("float", "int8"):
+            if what in metrics:
+                m = metrics[what]["overall"]
+                click.echo(f"  {what:<6} AP@0.5 {m['ap_50']:.4f}  AP@0.7 {m['ap_70']:.4f}  recall@0.5 {m['recall_50']}")
+        click.echo(f"detector: {out} (proposal + corners, {detector.model_bytes} bytes)")
+        return
     from training.export import quantize_run
 
-    bundle, metrics = quantize_run(
-        run_dir,
-        calib,
-        out,
-        calib_split=calib_split,
-        eval_dir=eval_dir,
-        eval_split=eval_split,
-        allow_drop=allow_drop,
-        max_calib=max_calib,
-    )
+    bundle, metrics = quantize_run(run_dir, calib, out, max_calib=max_calib, **args)
     if as_json:
         echo_json({"bundle": str(bundle.source), "model_bytes": len(bundle.model), "metrics": metrics})
         return

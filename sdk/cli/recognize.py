@@ -49,13 +49,13 @@ def recognize_cmd(
     for path in images:
         try:
             img = read_image(path)
+            t0 = time.perf_counter()
+            read = rec.recognize(img, region)
+            latency = (time.perf_counter() - t0) * 1000
         except ImageError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {path}: {e}", err=True)
             failed += 1
             continue
-        t0 = time.perf_counter()
-        read = rec.recognize(img, region)
-        latency = (time.perf_counter() - t0) * 1000
         if as_json:
             echo_json(
                 {

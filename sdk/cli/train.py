@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,39 +17,63 @@ def train_group() -> None:
     """Train models (needs the training extra)."""
 
 
-@train_group.command("recognizer")
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Training config (YAML) for a new run.",
-)
-@click.option(
-    "--run-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run folder of a new run.  [default: runs/<config name>-<UTC timestamp>]",
-)
-@click.option(
-    "--resume",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Continue this run folder from its last checkpoint (its config.yaml is used).",
-)
-def train_recognizer_cmd(config: Path | None, run_dir: Path | None, resume: Path | None) -> None:
-    """Train a CTC plate recogniser: a new run from --config, or continue one with --resume."""
+def _run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--config (a new run), --run-dir (where) and --resume (continue a run folder), shared by every trainer."""
+    fn = click.option(
+        "--resume",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Continue this run folder from its last checkpoint (its config.yaml is used).",
+    )(fn)
+    fn = click.option(
+        "--run-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Run folder of a new run.  [default: runs/<config name>-<UTC timestamp>]",
+    )(fn)
+    return click.option(
+        "--config",
+        "config",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Training config (YAML) for a new run.",
+    )(fn)
+
+
+def _run_folder(config: Path | None, run_dir: Path | None, resume: Path | None, load: Callable[[Path], Any]):
+    """Check the options and return (config or None when resuming, run folder)."""
     if (config is None) == (resume is None):
         raise click.UsageError("give exactly one of --config or --resume")
     if resume is not None and run_dir is not None:
         raise click.UsageError("--run-dir is for a new run; --resume names the run folder itself")
+    if resume is not None:
+        return None, resume
+    cfg = load(config)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return cfg, run_dir or Path("runs") / f"{cfg.name}-{stamp}"
+
+
+@train_group.command("recognizer")
+@_run_options
+def train_recognizer_cmd(config: Path | None, run_dir: Path | None, resume: Path | None) -> None:
+    """Train a CTC plate recogniser: a new run from --config, or continue one with --resume."""
     need_training("tensorflow", "yaml")
     from training.config import load_config
     from training.train_recognizer import train
 
-    if resume is not None:
-        run = resume
-        cfg = load_config(run / "config.yaml")
-    else:
-        cfg = load_config(config)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        run = run_dir or Path("runs") / f"{cfg.name}-{stamp}"
+    cfg, run = _run_folder(config, run_dir, resume, load_config)
     train(cfg, run, resume=resume is not None)
+    click.echo(f"metrics: {run / 'metrics.json'}")
+
+
+@train_group.command("detector")
+@_run_options
+def train_detector_cmd(config: Path | None, run_dir: Path | None, resume: Path | None) -> None:
+    """Train the plate detector cascade (proposal + corners networks): a new run from --config, or --resume one."""
+    need_training("tensorflow", "yaml")
+    from training.config import load_detector_config
+    from training.train_detector import train_detector
+
+    cfg, run = _run_folder(config, run_dir, resume, load_detector_config)
+    metrics = train_detector(cfg, run, resume=resume is not None)
+    if "eval" in metrics:
+        m = metrics["eval"]["float"]["overall"]
+        click.echo(f"float AP@0.5 {m['ap_50']}  AP@0.7 {m['ap_70']}  recall@0.5 {m['recall_50']}")
     click.echo(f"metrics: {run / 'metrics.json'}")

@@ -1,40 +1,81 @@
-"""Plate crops cut from labelled scenes (``scenes/labels.csv`` with corners), for recogniser training/eval.
+"""Plate crops cut from labelled scenes (``labels.csv`` with corners), for recogniser training/eval.
 
-The scenes' corners are axis-aligned boxes; each crop is the box with a small margin, so it looks like what a
-detector hands the recogniser. Rows without text (detection-only frames) are skipped.
+Default: each crop is the plate's bounding box with a small margin (what a box detector hands the recogniser).
+With ``copies`` > 0 each plate is instead cut ``copies`` times through the pipeline's own rectifier
+(:func:`sdk.rectify.rectify` with :data:`sdk.pipeline.MARGIN`) from its corners moved by a few percent, as a
+corner-regressing detector's errors would move them, so the recogniser learns the crops the pipeline makes.
+Rows without text (detection-only frames) are skipped.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
+import random
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from sdk.dataset import Split, read_scenes
 from sdk.image import read_image
+from sdk.pipeline import MARGIN
+from sdk.rectify import rectify
 
 
-def extract_scene_crops(scenes_dir: str | Path, out_dir: str | Path, margin: float = 0.06) -> Path:
-    """Write one crop per labelled plate of ``scenes_dir`` plus a ``labels.csv`` into ``out_dir``."""
-    src, out = Path(scenes_dir), Path(out_dir)
+def _box_crop(img: np.ndarray, corners: np.ndarray, margin: float) -> np.ndarray:
+    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    h, w = img.shape[:2]
+    return img[max(0, int(y0 - my)) : min(h, int(y1 + my)), max(0, int(x0 - mx)) : min(w, int(x1 + mx))]
+
+
+def _rectified(img: np.ndarray, corners: np.ndarray, rng: random.Random, jitter: float) -> np.ndarray:
+    w = float(np.linalg.norm(corners[1] - corners[0]))
+    h = float(np.linalg.norm(corners[3] - corners[0]))
+    moved = corners + np.array([[rng.gauss(0, jitter) * w, rng.gauss(0, jitter) * h * 2] for _ in range(4)])
+    out_w = int(np.clip(w * (1 + 2 * MARGIN[0]), 24, 320))
+    out_h = int(np.clip(out_w * h * (1 + 2 * MARGIN[1]) / max(w * (1 + 2 * MARGIN[0]), 1), 12, 160))
+    return rectify(img, moved.astype(np.float32), None, out_w, out_h, "perspective", MARGIN)
+
+
+def extract_scene_crops(
+    scenes_dir: str | Path,
+    out_dir: str | Path,
+    margin: float = 0.06,
+    split: Split = "all",
+    regions: list[str] | None = None,
+    copies: int = 0,
+    jitter: float = 0.03,
+    seed: int = 0,
+) -> Path:
+    """Write crops of the labelled plates of ``scenes_dir`` plus a ``labels.csv`` into ``out_dir``.
+
+    ``copies`` = 0: one bounding-box crop with ``margin`` per plate; else that many rectified crops per plate
+    with corner noise of ``jitter`` (fraction of the plate's width / height, Gaussian sigma).
+    """
+    out = Path(out_dir)
+    rng = random.Random(seed)
     rows = []
-    with open(src / "labels.csv", newline="", encoding="utf-8") as f:
-        for i, r in enumerate(csv.DictReader(f)):
-            if not r["plate_text"]:
-                continue
-            pts = np.array([[float(r[f"x{k}"]), float(r[f"y{k}"])] for k in range(1, 5)])
-            (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
-            mx, my = (x1 - x0) * margin, (y1 - y0) * margin
-            img = read_image(src / r["file"])
-            h, w = img.shape[:2]
-            crop = img[max(0, int(y0 - my)) : min(h, int(y1 + my)), max(0, int(x0 - mx)) : min(w, int(x1 + mx))]
-            if crop.size == 0:
-                continue
-            rel = Path(r["region"]) / f"{i:05d}.jpg"
-            (out / rel.parent).mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            rows.append((rel.as_posix(), r["plate_text"], r["region"], f"scene crop of {r['file']}"))
+    for i, frame in enumerate(read_scenes(scenes_dir, split, regions)):
+        plates = [p for p in frame.plates if p.text and (regions is None or p.region in regions)]
+        if not plates:
+            continue
+        img = read_image(frame.path)
+        for j, p in enumerate(plates):
+            crops = (
+                [_box_crop(img, p.corners, margin)]
+                if copies == 0
+                else [_rectified(img, p.corners, rng, jitter) for _ in range(copies)]
+            )
+            for k, crop in enumerate(crops):
+                if crop.size == 0:
+                    continue
+                rel = Path(p.region) / f"{i:05d}_{j}_{k}.jpg"
+                (out / rel.parent).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                rows.append((rel.as_posix(), p.text, p.region, f"scene crop of {frame.path.name}"))
+    out.mkdir(parents=True, exist_ok=True)
     with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(("file", "plate_text", "region", "source"))
@@ -43,8 +84,17 @@ def extract_scene_crops(scenes_dir: str | Path, out_dir: str | Path, margin: flo
 
 
 if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m training.data.scene_crops SCENES_DIR OUT_DIR")
-    print(extract_scene_crops(sys.argv[1], sys.argv[2]))
+    ap = argparse.ArgumentParser(description="Cut labelled plate crops out of a scenes folder.")
+    ap.add_argument("scenes_dir")
+    ap.add_argument("out_dir")
+    ap.add_argument("--split", default="all", choices=["all", "train", "test"])
+    ap.add_argument("--regions", nargs="+")
+    ap.add_argument("--copies", type=int, default=0, help="rectified crops per plate with corner noise (0: box crop)")
+    ap.add_argument("--jitter", type=float, default=0.03)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    print(
+        extract_scene_crops(
+            a.scenes_dir, a.out_dir, split=a.split, regions=a.regions, copies=a.copies, jitter=a.jitter, seed=a.seed
+        )
+    )

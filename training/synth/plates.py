@@ -178,6 +178,13 @@ def draw_flat_plate(text: str, layout: str, fmt: PlateFormat, rng: random.Random
     return img
 
 
+def render_flat_plate(region: str, rng: random.Random) -> SynthPlate:
+    """A random plate of ``region`` as printed: flat, undegraded, ``PLATE_SIZE`` pixels, RGB."""
+    fmt = _pick_format(region, rng)
+    text, layout = random_text(fmt, rng)
+    return SynthPlate(np.asarray(draw_flat_plate(text, layout, fmt, rng)), text, region, fmt.name)
+
+
 def _background(w: int, h: int, rng: random.Random) -> np.ndarray:
     base = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
     noise = cv2.resize(np.random.default_rng(rng.getrandbits(32)).uniform(-60, 60, (h // 8 + 2, w // 8 + 2, 3)), (w, h))

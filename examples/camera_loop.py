@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Read licence plates from a camera, headless: the script to copy onto a Raspberry Pi.
+
+Install on the Pi (Raspberry Pi OS, 64-bit):
+
+    sudo apt install -y python3-picamera2            # the Pi camera stack (skip for a USB camera)
+    python3 -m venv --system-site-packages ~/lpr      # system site packages: picamera2 comes from apt
+    ~/lpr/bin/pip install lpr-sdk                     # or: pip install /path/to/lpr-sdk checkout
+    ~/lpr/bin/python camera_loop.py --out /var/tmp/reads.jsonl
+
+It uses picamera2 when it is installed, else /dev/video0 (or --source: a device, video file, RTSP/HTTP URL or
+image folder). Each frame with plates is printed as one JSON line (and appended to --out); every
+--report-every frames a line with FPS and per-stage latency goes to stderr. SIGINT/SIGTERM stop it cleanly
+after the current frame, with a final summary. A camera that drops out is reopened with back-off.
+
+Run it as a service: `lpr-sdk deploy HOST PACKAGE --service` copies this script next to the deployed bundles
+and writes a systemd unit (see docs/deploy.md); by hand, a unit with
+`ExecStart=/home/pi/lpr/bin/python /home/pi/camera_loop.py --out /var/tmp/reads.jsonl`, `Restart=on-failure`
+and `WantedBy=multi-user.target`, then `sudo systemctl enable --now lpr-camera`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+
+from sdk.capture import open_source
+from sdk.errors import LprError
+from sdk.pipeline import Pipeline
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Headless plate reading from a camera (JSON lines).")
+    p.add_argument("--source", default="auto", help="auto (picamera2, else /dev/video0), a device, file, URL, folder")
+    p.add_argument(
+        "--bundle", action="append", help="recogniser bundle (repeatable; default: the shipped latin and cn)"
+    )
+    p.add_argument("--detector", default="detector", help="detector folder (default: the shipped one)")
+    p.add_argument("--region", help="region for template post-filtering: cn, us, br, eu")
+    p.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
+    p.add_argument("--out", type=Path, help="append the JSON lines to this file too")
+    p.add_argument("--report-every", type=int, default=100, help="FPS report every N frames (stderr)")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--all-frames", action="store_true", help="print frames without plates too")
+    p.add_argument("--min-confidence", type=float, default=0.5, help="drop reads below this confidence")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stop = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+        print(f"signal {signum}: stopping after this frame", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        pipe = Pipeline(
+            args.detector,
+            args.bundle or ("latin", "cn"),
+            threads=args.threads,
+            region=args.region,
+            min_confidence=args.min_confidence,
+        )
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(args.out.open("a", encoding="utf-8")) if args.out else None
+            src = stack.enter_context(open_source(args.source))
+            print(f"reading {src.name} with {pipe.detector.backend}, {args.threads} thread(s)", file=sys.stderr)
+            for result in pipe.run(src, args.max_frames):
+                if result.plates or args.all_frames:
+                    line = json.dumps(result.to_dict(), ensure_ascii=False)
+                    print(line, flush=True)
+                    if out:
+                        out.write(line + "\n")
+                        out.flush()
+                if args.report_every and pipe.stats.frames % args.report_every == 0:
+                    print(json.dumps({"report": pipe.stats.summary()}), file=sys.stderr, flush=True)
+                if stop:
+                    break
+    except LprError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"summary": {**pipe.stats.summary(), "model_bytes": pipe.model_bytes}}), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

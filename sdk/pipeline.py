@@ -1,0 +1,226 @@
+"""Frame -> plates: detect, rectify from corners, recognise, decode; with per-stage timings and FPS.
+
+>>> from sdk import Pipeline
+>>> from sdk.capture import open_source
+>>> pipe = Pipeline("detector", ["latin"])
+>>> with open_source("/dev/video0") as cam:
+...     for result in pipe.run(cam, max_frames=100):
+...         print([p.text for p in result.plates])
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk.bundle import Bundle
+from sdk.capture import Frame
+from sdk.decode import Candidate, decode
+from sdk.detector import Box, Detector
+from sdk.errors import ImageError, LprError
+from sdk.formats import check_region, match_format
+from sdk.image import to_bgr
+from sdk.interpreter import Device
+from sdk.recognizer import Recognizer
+from sdk.rectify import RectifyMethod, rectify
+
+log = logging.getLogger(__name__)
+STAGES = ("capture", "detect", "rectify", "recognise", "decode")
+# Margin around the corners when rectifying, as fractions of the plate's width / height: the recognisers were
+# trained on crops with a small margin (detector-like jitter), not on crops cut exactly at the plate's edge.
+MARGIN = (0.04, 0.10)
+
+
+@dataclass(frozen=True)
+class PlateRead:
+    """One plate of a frame: where it is, what it says and how sure each stage is."""
+
+    box: Box
+    corners: np.ndarray | None
+    detection_score: float
+    text: str
+    confidence: float
+    candidates: tuple[Candidate, ...]
+    region: str | None
+    recognizer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "confidence": round(self.confidence, 4),
+            "region": self.region,
+            "box": [round(float(v), 1) for v in self.box],
+            "corners": None if self.corners is None else np.round(self.corners, 1).tolist(),
+            "detection_score": round(self.detection_score, 4),
+            "candidates": [{"text": c.text, "confidence": round(c.confidence, 4)} for c in self.candidates],
+            "recognizer": self.recognizer,
+        }
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The plates of one frame and the milliseconds each stage took."""
+
+    index: int
+    plates: tuple[PlateRead, ...]
+    timings_ms: dict[str, float]
+    source: str = ""
+    frame: np.ndarray | None = field(default=None, repr=False, compare=False)  # the BGR frame read
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frame": self.index,
+            "source": self.source,
+            "plates": [p.to_dict() for p in self.plates],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+
+
+@dataclass
+class RunStats:
+    """Running totals of a pipeline: frames, skipped frames, per-stage latencies and wall time."""
+
+    frames: int = 0
+    skipped: int = 0
+    plates: int = 0
+    wall_s: float = 0.0
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+
+    def add(self, result: FrameResult) -> None:
+        self.frames += 1
+        self.plates += len(result.plates)
+        for k, v in result.timings_ms.items():
+            self.stage_ms.setdefault(k, []).append(v)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "skipped_frames": self.skipped,
+            "plates": self.plates,
+            "fps": round(self.frames / self.wall_s, 2) if self.wall_s > 0 else None,
+            "latency_ms_median": {k: round(float(np.median(v)), 3) for k, v in self.stage_ms.items() if v},
+        }
+
+
+class Pipeline:
+    """Detector + recogniser(s) on whole frames.
+
+    Args:
+        detector: a detector folder or lone proposal bundle (default: the shipped ``detector``), or a Detector.
+        recognizers: recogniser bundles (paths, shipped names or Bundles); each plate is read by every one and
+            the most confident read wins (pass one to save time when the country is known).
+        threads: interpreter threads for every model.
+        region: a region for template post-filtering (it also drops recognisers that do not cover it).
+        method: ``perspective`` (homography from the corners), ``affine`` (RANSAC affine fit) or ``crop`` (box).
+        min_confidence: reads below this confidence are dropped.
+        top_n: candidates kept per plate.
+        device: ``cpu`` or ``edgetpu``.
+    """
+
+    def __init__(
+        self,
+        detector: str | Path | Detector = "detector",
+        recognizers: Sequence[str | Path | Bundle] = ("latin", "cn"),
+        threads: int = 1,
+        region: str | None = None,
+        method: RectifyMethod = "perspective",
+        min_confidence: float = 0.0,
+        top_n: int = 5,
+        device: Device = "cpu",
+    ) -> None:
+        self.detector = detector if isinstance(detector, Detector) else Detector(detector, threads, device)
+        self.region = check_region(region) if region else None
+        recs = [Recognizer(b, threads, region=None, top_n=top_n, device=device) for b in recognizers]
+        if self.region:
+            recs = [r for r in recs if self.region in r.manifest.regions]
+            if not recs:
+                raise LprError(f"none of the recogniser bundles covers region {self.region!r}")
+        if not recs:
+            raise LprError("the pipeline needs at least one recogniser bundle")
+        self.recognizers = recs
+        self.method, self.min_confidence, self.top_n = method, min_confidence, top_n
+        self.stats = RunStats()
+
+    @property
+    def model_bytes(self) -> dict[str, int]:
+        sizes = {"detector": self.detector.model_bytes}
+        for r in self.recognizers:
+            sizes[r.manifest.name or str(r.bundle.source)] = len(r.bundle.model)
+        return sizes
+
+    def _read(self, rec: Recognizer, logits: np.ndarray) -> tuple[str, float, tuple[Candidate, ...], str | None]:
+        m = rec.manifest
+        region = self.region or (m.regions[0] if len(m.regions) == 1 else None)
+        read = decode(logits, m.alphabet, m.blank_index, region=region, top_n=self.top_n)
+        if region is None:  # a multi-region bundle: name the region whose formats the read fits
+            region = next((r for r in m.regions if match_format(read.text, r)), None)
+        return read.text, read.confidence, read.candidates, region
+
+    def process(self, frame: np.ndarray, index: int = 0, capture_ms: float = 0.0, source: str = "") -> FrameResult:
+        """Detect and read every plate of one frame (BGR, gray or BGRA).
+
+        Raises:
+            ImageError: the frame is empty or not an image.
+        """
+        timings = dict.fromkeys(STAGES, 0.0)
+        timings["capture"] = capture_ms
+        t = time.perf_counter()
+        frame = to_bgr(frame)
+        detections = self.detector.detect(frame)
+        timings["detect"] = _ms(t)
+        plates = []
+        for det in detections:
+            best = None
+            for rec in self.recognizers:
+                t = time.perf_counter()
+                crop = rectify(frame, det.corners, det.box, rec.width, rec.height, self.method, MARGIN)
+                timings["rectify"] += _ms(t)
+                t = time.perf_counter()
+                try:
+                    logits = rec.logits(rec.prepare(crop))
+                except ImageError as e:  # e.g. an all-black crop: no read from this recogniser
+                    log.debug("plate at %s not read: %s", det.box, e)
+                    continue
+                finally:
+                    timings["recognise"] += _ms(t)
+                t = time.perf_counter()
+                text, conf, cands, region = self._read(rec, logits)
+                timings["decode"] += _ms(t)
+                if best is None or conf > best[1]:
+                    best = (text, conf, cands, region, rec.manifest.name)
+            if best and best[0] and best[1] >= self.min_confidence:
+                plates.append(PlateRead(det.box, det.corners, det.score, *best))
+        return FrameResult(index, tuple(plates), timings, source, frame)
+
+    def run(self, frames: Iterable[Frame], max_frames: int | None = None) -> Iterator[FrameResult]:
+        """Process frames from a source (e.g. :func:`sdk.capture.open_source`); a bad frame is skipped and
+        counted (``stats.skipped``), never fatal. ``stats`` holds FPS and per-stage latency afterwards."""
+        start = time.perf_counter()
+        it = iter(frames)
+        try:
+            while max_frames is None or self.stats.frames < max_frames:
+                t = time.perf_counter()
+                frame = next(it, None)
+                if frame is None:
+                    break
+                try:
+                    result = self.process(frame.image, frame.index, _ms(t), frame.source)
+                except ImageError as e:
+                    self.stats.skipped += 1
+                    log.warning("frame %s skipped: %s", frame.index, e)
+                    continue
+                self.stats.add(result)
+                self.stats.wall_s = time.perf_counter() - start
+                yield result
+        finally:
+            self.stats.wall_s = time.perf_counter() - start
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000

@@ -1,0 +1,214 @@
+"""Detector post-processing on hand-made tensors, detection metrics, and a tiny real cascade: train, int8, runtime."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sdk.cli import main
+from sdk.dataset import SceneFrame, ScenePlate, read_scenes, scene_split
+from sdk.detector import (
+    Detection,
+    Detector,
+    crop_window,
+    decode_corners,
+    decode_proposals,
+    iou_matrix,
+    letterbox,
+    nms,
+    proposal_crop,
+)
+from sdk.errors import BundleError
+from sdk.evaluate import average_precision, detection_metrics
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def test_decode_proposals_peak_to_box():
+    out = np.full((4, 6, 5), 0.0, np.float32)
+    out[..., 0] = _logit(0.01)
+    out[2, 3] = [_logit(0.9), 0.25, -0.5, np.log(2.0), np.log(0.5)]  # centre (3.75, 2.0) cells, 64 x 16 px
+    out[2, 4, 0] = _logit(0.5)  # a neighbour below the peak: not a local maximum
+    boxes, scores = decode_proposals(out, stride=8, box_scale=32, threshold=0.2, max_proposals=5, nms_iou=0.5)
+    assert len(boxes) == 1 and scores[0] == pytest.approx(0.9, abs=1e-6)
+    np.testing.assert_allclose(boxes[0], [30 - 32, 16 - 8, 30 + 32, 16 + 8], atol=1e-4)
+
+
+def test_decode_proposals_threshold_and_limit():
+    out = np.zeros((8, 8, 5), np.float32)
+    out[..., 0] = _logit(0.05)
+    for i, p in enumerate((0.9, 0.8, 0.7)):
+        out[1 + 3 * i, 1 + 3 * i, 0] = _logit(p)
+    boxes, scores = decode_proposals(out, 8, 32, threshold=0.6, max_proposals=2, nms_iou=0.5)
+    assert list(np.round(scores, 3)) == [0.9, 0.8]
+    assert decode_proposals(out, 8, 32, threshold=0.95, max_proposals=2, nms_iou=0.5)[0].shape == (0, 4)
+
+
+def test_corners_round_trip_through_the_crop_window():
+    box = (100.0, 50.0, 200.0, 80.0)
+    window = proposal_crop(box, aspect=2.5, expand=1.25)
+    w, h = window[2] - window[0], window[3] - window[1]
+    assert w / h == pytest.approx(2.5) and w == pytest.approx(125.0)
+    assert (window[:2] + window[2:]) / 2 == pytest.approx([150.0, 65.0])
+    corners = np.array([[98, 48], [203, 52], [201, 83], [96, 79]], np.float32)  # one corner outside the window
+    rel = (corners - window[:2]) / [w, h] * 10
+    score, back = decode_corners(np.r_[_logit(0.8), rel.ravel()], window, coord_scale=10)
+    assert score == pytest.approx(0.8)
+    np.testing.assert_allclose(back, corners, atol=1e-3)
+
+
+def test_crop_window_pads_outside_the_frame():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[:, :, 1] = 200
+    crop = crop_window(frame, np.array([-50.0, -20.0, 70.0, 28.0]), 120, 48)
+    assert crop.shape == (48, 120, 3)
+    assert (crop[2, 2] == 128).all() and (crop[40, 100] == [0, 200, 0]).all()
+
+
+def test_letterbox_keeps_aspect_top_left():
+    img, s = letterbox(np.full((720, 1280, 3), 255, np.uint8), 256, 448)
+    assert s == pytest.approx(0.35) and img.shape == (256, 448, 3)
+    assert (img[:252] == 255).all() and (img[252:] == 128).all()
+
+
+def test_iou_and_nms_hand_cases():
+    a = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float)
+    np.testing.assert_allclose(iou_matrix(a[:1], a)[0], [1.0, 50 / 150, 0.0])
+    assert nms(a, np.array([0.5, 0.9, 0.7]), iou=0.3) == [1, 2]
+    assert nms(a, np.array([0.5, 0.9, 0.7]), iou=0.4) == [1, 2, 0]
+
+
+def test_average_precision_hand_cases():
+    assert average_precision([(0.9, True), (0.8, True)], 2) == pytest.approx(1.0)
+    assert average_precision([(0.9, True), (0.8, False), (0.7, True)], 2) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert average_precision([(0.9, False), (0.8, True)], 2) == pytest.approx(0.25)
+    assert average_precision([], 3) == 0.0
+
+
+def _scene(partial: bool, *boxes) -> SceneFrame:
+    plates = tuple(
+        ScenePlate(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32), "", "us") for x0, y0, x1, y1 in boxes
+    )
+    return SceneFrame(None, plates, "us", partial)  # type: ignore[arg-type]
+
+
+def _det(score, x0, y0, x1, y1) -> Detection:
+    return Detection((x0, y0, x1, y1), np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float), score, score)
+
+
+def test_detection_metrics_ignore_unlabelled_plates_only_in_partial_frames():
+    truth = (0, 0, 100, 30)
+    hit, shifted, elsewhere = _det(0.9, 0, 0, 100, 30), _det(0.8, 10, 0, 110, 30), _det(0.7, 300, 300, 400, 330)
+    full = detection_metrics([(_scene(False, truth), [hit, elsewhere])])
+    part = detection_metrics([(_scene(True, truth), [hit, elsewhere])])
+    assert full["ap_50"] == pytest.approx(1.0) and part["ap_50"] == pytest.approx(1.0)
+    low_first = detection_metrics([(_scene(False, truth), [_det(0.95, 300, 300, 400, 330), hit])])
+    assert low_first["ap_50"] == pytest.approx(0.5)  # a false positive ranked above the only plate
+    m = detection_metrics([(_scene(False, truth), [shifted])])  # IoU 90/110 = 0.82
+    assert m["ap_80"] == pytest.approx(1.0) and m["ap_90"] == 0.0 and m["recall_50"] == 1.0
+    assert m["corner_error_px"] == pytest.approx(10.0)
+
+
+def test_scene_split_keeps_rides_and_plates_together():
+    assert scene_split("ro/dayride_type1_001_t1054.jpg") == scene_split("ro/dayride_type1_001_t9.jpg")
+    from sdk.dataset import split_of
+
+    assert scene_split("us/any.jpg", "ABC123") == split_of("ABC123")
+
+
+def test_read_scenes_groups_rows_by_frame(tmp_path):
+    (tmp_path / "labels.csv").write_text(
+        "file,plate_text,region,x1,y1,x2,y2,x3,y3,x4,y4,source\n"
+        "a.jpg,,ro,0,0,10,0,10,5,0,5,x\na.jpg,,ro,20,0,30,0,30,5,20,5,x\nb.jpg,AB12,us,1,1,9,1,9,4,1,4,x\n"
+    )
+    scenes = {s.path.name: s for s in read_scenes(tmp_path)}
+    assert len(scenes["a.jpg"].plates) == 2 and not scenes["a.jpg"].partial
+    assert scenes["b.jpg"].partial and scenes["b.jpg"].plates[0].text == "AB12"
+
+
+def test_recogniser_bundle_is_refused_as_detector(tiny_bundle):
+    with pytest.raises(BundleError, match="detector proposal bundle is needed"):
+        Detector(tiny_bundle)
+
+
+# --- a tiny real cascade ------------------------------------------------------------------------------------------
+
+
+def test_tiny_detector_trains_exports_and_runs(tiny_detector):
+    root, metrics = tiny_detector
+    hist = metrics["history"]
+    assert len(hist["proposal"]) == 2 and hist["proposal"][-1]["loss"] < hist["proposal"][0]["loss"]
+    assert set(metrics["eval"]["float"]["overall"]) >= {"ap_50", "ap_90", "recall_50"}
+    det = Detector(root / "bundle", score_threshold=0.0)
+    for stage in ("proposal", "corners"):
+        m = json.loads((root / "bundle" / stage / "manifest.json").read_text())
+        assert m["kind"] == "detector" and m["extra"]["stage"] == stage
+        assert m["input"]["dtype"] == "int8" and m["output"]["dtype"] == "int8"
+        assert "int8" in m["metrics"] and "float" in m["metrics"]
+    from sdk.image import read_image
+
+    frame = read_image(read_scenes(root / "scenes")[0].path)
+    for img in (frame, frame[..., 0], np.dstack([frame, frame[..., :1]])):  # BGR, gray, BGRA
+        for d in det.detect(img):
+            assert d.corners.shape == (4, 2) and 0.0 <= d.score <= 1.0
+            assert d.box[0] <= d.box[2] and d.box[1] <= d.box[3]
+
+
+def test_tiny_detector_resume_is_a_no_op_when_finished(tiny_detector):
+    from training.train_detector import train_detector
+
+    root, metrics = tiny_detector
+    again = train_detector(None, root / "run", resume=True, verbose=False)
+    assert again["history"] == metrics["history"]
+
+
+def test_evaluate_detector_cli(tiny_detector):
+    root, _ = tiny_detector
+    r = CliRunner().invoke(main, ["evaluate-detector", str(root / "bundle"), "--data", str(root / "scenes"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert out["overall"]["n"] == 12 and out["latency_ms_median"] is not None
+    r = CliRunner().invoke(main, ["evaluate-detector", "cn", "--data", str(root / "scenes")])
+    assert r.exit_code == 2 and "detector proposal bundle is needed" in r.output
+
+
+def test_detector_config_validation(tmp_path):
+    pytest.importorskip("yaml")
+    from training.config import ConfigError, config_kind, parse_detector_config
+
+    ok = {"name": "d", "data": [{"path": "scenes"}], "proposal": {"input_size": [64, 112]}}
+    cfg = parse_detector_config(ok, tmp_path)
+    assert cfg.data[0].path == str((tmp_path / "scenes").resolve()) and cfg.proposal.input_size == (64, 112)
+    for bad, msg in (
+        ({**ok, "proposal": {"input_size": [60, 112]}}, "multiples of 16"),
+        ({**ok, "kind": "recognizer"}, "kind: detector"),
+        ({**ok, "data": [{"path": "s", "copies": 0}]}, "copies"),
+        ({**ok, "corners": {"nope": 1}}, "unknown key"),
+        ({"name": "d"}, "needs 'name' and 'data'"),
+    ):
+        with pytest.raises(ConfigError, match=msg):
+            parse_detector_config(bad, tmp_path)
+    (tmp_path / "config.yaml").write_text("kind: detector\nname: x\n")
+    assert config_kind(tmp_path) == "detector"
+    (tmp_path / "config.yaml").write_text("name: x\n")
+    assert config_kind(tmp_path) == "recognizer"
+
+
+def test_scene_crops_cut_like_the_pipeline(tmp_path):
+    pytest.importorskip("PIL")
+    from training.data.scene_crops import extract_scene_crops
+    from training.synth.scenes import render_scene_dataset
+
+    render_scene_dataset(tmp_path / "scenes", 3, ["us"], seed=1, size=(640, 360))
+    n_plates = sum(len(s.plates) for s in read_scenes(tmp_path / "scenes"))
+    for copies in (0, 2):
+        out = tmp_path / f"crops{copies}"
+        extract_scene_crops(tmp_path / "scenes", out, copies=copies)
+        rows = (out / "labels.csv").read_text().splitlines()[1:]
+        assert len(rows) == n_plates * max(1, copies)
+        assert all(r.split(",")[2] == "us" for r in rows)

@@ -1,0 +1,135 @@
+"""Pipeline, ``lpr-sdk run``, ``bench --pipeline`` and ``examples/camera_loop.py`` on tiny real models and the
+shipped ones; frames of odd sizes, gray, BGRA and empty; bad sources and bundles."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import REPO
+
+from sdk.capture import Frame
+from sdk.cli import main
+from sdk.dataset import read_scenes
+from sdk.detector import Detector
+from sdk.errors import BundleError
+from sdk.image import read_image
+from sdk.pipeline import STAGES, Pipeline
+
+DRIVE = REPO / "samples" / "drive"
+
+
+def _loose_pipeline(tiny_detector, tiny_bundle) -> Pipeline:
+    """The tiny (barely trained) models with every threshold at 0, so plates flow through every stage."""
+    root, _ = tiny_detector
+    det = Detector(root / "bundle", score_threshold=0.0)
+    det.proposal_threshold = 0.0
+    return Pipeline(det, [tiny_bundle])
+
+
+def _write_video(path, frames, size=(320, 192)) -> None:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    for f in frames:
+        w.write(cv2.resize(f, size))
+    w.release()
+
+
+def test_pipeline_reads_every_stage_and_handles_odd_frames(tiny_detector, tiny_bundle):
+    pipe = _loose_pipeline(tiny_detector, tiny_bundle)
+    frame = read_image(read_scenes(tiny_detector[0] / "scenes")[0].path)
+    assert pipe.detector.detect(frame), "with thresholds at 0 the tiny cascade must pass proposals on"
+    result = pipe.process(frame, index=3)
+    assert result.index == 3 and set(result.timings_ms) == set(STAGES)
+    assert result.timings_ms["rectify"] > 0 and result.timings_ms["recognise"] > 0  # every detection was read
+    for p in result.plates:  # the tiny recogniser mostly reads nothing; plates without text are dropped
+        assert p.text and p.corners.shape == (4, 2) and p.recognizer == "tiny-cn" and 0 <= p.confidence <= 1
+    json.dumps(result.to_dict())  # serialisable
+    odd = [frame[:, :, 0], np.dstack([frame, frame[..., :1]]), frame[:37, :51], np.zeros((0, 0, 3), np.uint8)]
+    frames = [Frame(img, i, 0.0, "test") for i, img in enumerate(odd)]
+    results = list(pipe.run(frames))
+    assert [r.index for r in results] == [0, 1, 2] and pipe.stats.skipped == 1
+    summary = pipe.stats.summary()
+    assert summary["frames"] == 3 and summary["skipped_frames"] == 1 and summary["fps"] > 0
+
+
+def test_pipeline_refuses_wrong_bundles(tiny_detector, tiny_bundle):
+    root, _ = tiny_detector
+    with pytest.raises(BundleError, match="recognizer bundle is needed"):
+        Pipeline(root / "bundle", [root / "bundle" / "proposal"])
+    with pytest.raises(BundleError, match="detector proposal bundle is needed"):
+        Pipeline(tiny_bundle, [tiny_bundle])
+
+
+def test_run_cli_on_a_video_file(tiny_detector, tiny_bundle, tmp_path):
+    root, _ = tiny_detector
+    frames = [read_image(s.path) for s in read_scenes(root / "scenes")[:4]]
+    video = tmp_path / "clip.avi"
+    _write_video(video, frames)
+    args = ["run", "--source", str(video), "--detector", str(root / "bundle"), "--recognizer", str(tiny_bundle)]
+    r = CliRunner().invoke(main, [*args, "--json", "--save-annotated", str(tmp_path / "ann")])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.output.strip().splitlines()]
+    assert [x["frame"] for x in lines[:-1]] == [0, 1, 2, 3]
+    s = lines[-1]["summary"]
+    assert s["frames"] == 4 and set(s["model_bytes"]) == {"detector", "tiny-cn"} and s["fps"] > 0
+    assert len(list((tmp_path / "ann").glob("*.jpg"))) == 4
+    r = CliRunner().invoke(main, [*args, "--max-frames", "2"])
+    assert r.exit_code == 0 and r.output.count("frame ") == 2
+
+
+def test_run_cli_bad_input_is_one_line(tiny_detector, tiny_bundle, tmp_path):
+    root, _ = tiny_detector
+    r = CliRunner().invoke(main, ["run", "--source", str(tmp_path / "nope.mp4"), "--detector", str(root / "bundle")])
+    assert r.exit_code == 2 and r.output.startswith("error:") and len(r.output.strip().splitlines()) == 1
+    bad = ["--detector", str(root / "bundle"), "--recognizer", str(root / "bundle" / "proposal")]
+    r = CliRunner().invoke(main, ["run", "--source", str(tmp_path), *bad])
+    assert r.exit_code == 2 and "recognizer bundle is needed" in r.output
+
+
+def test_camera_loop_runs_headless_and_stops_on_sigterm(tiny_detector, tiny_bundle, tmp_path):
+    root, _ = tiny_detector
+    frames = [read_image(s.path) for s in read_scenes(root / "scenes")]
+    video = tmp_path / "long.avi"
+    _write_video(video, frames * 20)  # 240 frames: still running when the signal comes
+    cmd = [
+        sys.executable,
+        str(REPO / "examples" / "camera_loop.py"),
+        "--source",
+        str(video),
+        "--detector",
+        str(root / "bundle"),
+        "--bundle",
+        str(tiny_bundle),
+        "--all-frames",
+        "--threads",
+        "1",
+        "--report-every",
+        "2",
+        "--out",
+        str(tmp_path / "reads.jsonl"),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # blocks until the loop has read one frame
+    assert json.loads(first)["frame"] == 0
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = json.loads(err.strip().splitlines()[-1])["summary"]
+    assert 1 <= summary["frames"] < 240 and "signal" in err and '"report"' in err
+    assert len((tmp_path / "reads.jsonl").read_text().splitlines()) == summary["frames"]
+
+
+def test_camera_loop_bad_source_exits_2(tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "camera_loop.py"), "--source", str(tmp_path / "none.mp4")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and r.stderr.strip().startswith("error:")

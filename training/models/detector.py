@@ -1,0 +1,67 @@
+"""The two detector networks (seed 002 cascade), small depthwise-separable CNNs that quantise to full int8.
+
+``build_proposal``: (H, W, 3) frame in [0, 1] -> (H/8, W/8, 5) map: plate-centre logit, dx, dy, log w, log h.
+Stride-16 context is upsampled and added to the stride-8 features (a one-level FPN), so large plates are seen.
+``build_corners``: (48, 120, 3) crop in [0, 1] -> (9,): plate logit and 4 corners (x, y) * coord_scale.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def _conv(x, filters: int, kernel: int = 3, strides: int = 1, name: str = ""):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x)
+
+
+def _dws(x, filters: int, strides: int = 1, name: str = ""):
+    """Depthwise 3x3 + pointwise 1x1, each with BN + ReLU6; residual when shapes allow."""
+    y = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    y = layers.BatchNormalization(name=f"{name}_dw_bn")(y)
+    y = layers.ReLU(6.0, name=f"{name}_dw_relu")(y)
+    y = _conv(y, filters, 1, name=f"{name}_pw")
+    if strides == 1 and x.shape[-1] == filters:
+        y = layers.Add(name=f"{name}_add")([x, y])
+    return y
+
+
+def build_proposal(input_hw: tuple[int, int] = (256, 448), width: float = 1.0, batch_size: int | None = None):
+    """Proposal network: stride-8 output map of 5 channels (see module docstring)."""
+    c = lambda n: max(8, int(round(n * width / 8)) * 8)  # noqa: E731
+    inp = keras.Input((*input_hw, 3), batch_size=batch_size, name="frame")
+    x = _conv(inp, c(16), 3, 2, "stem")
+    x = _dws(x, c(32), 2, "b1")
+    x = _dws(x, c(32), 1, "b2")
+    x = _dws(x, c(64), 2, "b3")
+    x = _dws(x, c(64), 1, "b4")
+    s8 = _dws(x, c(64), 1, "b5")
+    x = _dws(s8, c(128), 2, "b6")
+    x = _dws(x, c(128), 1, "b7")
+    x = _dws(x, c(128), 1, "b8")
+    x = _conv(x, c(64), 1, name="lat16")
+    x = layers.UpSampling2D(2, interpolation="nearest", name="up")(x)
+    x = layers.Add(name="fpn_add")([x, s8])
+    x = _dws(x, c(64), 1, "head1")
+    out = layers.Conv2D(5, 1, name="head_out")(x)
+    return keras.Model(inp, out, name="plate_proposal")
+
+
+def build_corners(input_hw: tuple[int, int] = (48, 120), width: float = 1.0, batch_size: int | None = None):
+    """Corners network: plate logit + 8 corner coordinates from a proposal crop."""
+    c = lambda n: max(8, int(round(n * width / 8)) * 8)  # noqa: E731
+    inp = keras.Input((*input_hw, 3), batch_size=batch_size, name="crop")
+    x = _conv(inp, c(24), 3, 2, "stem")
+    x = _dws(x, c(32), 1, "b1")
+    x = _dws(x, c(64), 2, "b2")
+    x = _dws(x, c(64), 1, "b3")
+    x = _dws(x, c(128), 2, "b4")
+    x = _dws(x, c(128), 1, "b5")
+    x = _conv(x, 32, 1, name="squeeze")
+    x = layers.Flatten(name="flat")(x)
+    x = layers.Dense(128, name="fc")(x)
+    x = layers.ReLU(6.0, name="fc_relu")(x)
+    out = layers.Dense(9, name="out")(x)
+    return keras.Model(inp, out, name="plate_corners")

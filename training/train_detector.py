@@ -1,0 +1,216 @@
+"""Train the detector cascade (proposal, then corners) from a config; resumable, with a record in the run folder.
+
+A run folder holds ``config.yaml``, ``cache/`` (the training arrays, cut once), ``proposal/`` and ``corners/``
+(each with ``backup/`` for resuming, ``final.weights.h5`` and ``history.json``), ``metrics.json`` (float AP on
+the eval scenes) and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sdk.dataset import read_scenes
+from sdk.detector import Detector
+from sdk.evaluate import evaluate_detector
+from training.config import DetectorConfig, load_detector_config, open_run
+from training.data.detector_data import DetectorArrays, build_arrays
+from training.models.detector import build_corners, build_proposal
+
+STAGES = ("proposal", "corners")
+
+
+def proposal_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    """Penalty-reduced focal loss on the centre heat map (CenterNet) + L1 box terms at plate centres."""
+    heat, negw = y_true[..., 0], y_true[..., 5]
+    z = y_pred[..., 0]
+    p = tf.sigmoid(z)
+    pos = tf.cast(heat >= 0.999, tf.float32)
+    pos_loss = tf.nn.softplus(-z) * (1 - p) ** 2 * pos
+    neg_loss = tf.nn.softplus(z) * p**2 * (1 - heat) ** 4 * (1 - pos) * negw
+    n = tf.maximum(1.0, tf.reduce_sum(pos))
+    box = tf.reduce_sum(tf.abs(y_pred[..., 1:5] - y_true[..., 1:5]) * pos[..., None])
+    return (tf.reduce_sum(pos_loss) + tf.reduce_sum(neg_loss) + box) / n
+
+
+def corners_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    """Plate / not plate (BCE) + Huber on the corners of plates."""
+    label = y_true[:, 0]
+    cls = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=y_pred[:, 0]))
+    huber = tf.reduce_sum(keras.losses.huber(y_true[:, 1:, None], y_pred[:, 1:, None], delta=1.0), axis=1)
+    return cls + tf.reduce_sum(huber * label) / tf.maximum(1.0, tf.reduce_sum(label))
+
+
+def _photometric(x: tf.Tensor) -> tf.Tensor:
+    x = tf.image.random_brightness(x, 0.25)
+    x = tf.image.random_contrast(x, 0.6, 1.4)
+    x = tf.image.random_saturation(x, 0.5, 1.5)
+    x = x + tf.random.normal(tf.shape(x), stddev=tf.random.uniform([], 0, 0.04))
+    return tf.clip_by_value(x, 0.0, 1.0)
+
+
+def _dataset(images: np.ndarray, targets: np.ndarray, batch: int, seed: int) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((images, targets)).shuffle(min(len(images), 8192), seed=seed)
+
+    def prep(x, y):
+        return _photometric(tf.cast(x, tf.float32) / 255.0), y
+
+    return ds.map(prep, num_parallel_calls=2).batch(batch).prefetch(2)
+
+
+def load_or_build_arrays(cfg: DetectorConfig, run: Path, limit: int | None = None) -> DetectorArrays:
+    """The training arrays, from ``run/cache`` when a previous (interrupted) attempt already cut them."""
+    cache = run / "cache"
+    names = ("frames", "targets", "crops", "crop_targets")
+    if all((cache / f"{n}.npy").is_file() for n in names):
+        return DetectorArrays(*(np.load(cache / f"{n}.npy") for n in names))
+    arrays = build_arrays(cfg.data, cfg.proposal, cfg.corners, cfg.seed, limit=limit)
+    cache.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        np.save(cache / f"{n}.npy", getattr(arrays, n))
+    return arrays
+
+
+def build_stage(cfg: DetectorConfig, stage: str, batch_size: int | None = None) -> keras.Model:
+    if stage == "proposal":
+        return build_proposal(cfg.proposal.input_size, cfg.proposal.width, batch_size)
+    return build_corners(cfg.corners.input_size, cfg.corners.width, batch_size)
+
+
+def _train_stage(cfg: DetectorConfig, run: Path, stage: str, arrays: DetectorArrays, verbose: bool) -> list[dict]:
+    scfg = getattr(cfg, stage)
+    x, y = (arrays.frames, arrays.targets) if stage == "proposal" else (arrays.crops, arrays.crop_targets)
+    folder = run / stage
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "final.weights.h5").is_file():
+        return json.loads((folder / "history.json").read_text())
+    model = build_stage(cfg, stage)
+    steps = max(1, len(x) // scfg.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(scfg.lr, steps * scfg.epochs, alpha=0.02)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4, clipnorm=5.0),
+        loss=proposal_loss if stage == "proposal" else corners_loss,
+    )
+    log = folder / "history.csv"  # appended per epoch, so a resumed run keeps the earlier epochs
+    model.fit(
+        _dataset(x, y, scfg.batch_size, cfg.seed),
+        epochs=scfg.epochs,
+        verbose=2 if verbose else 0,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(folder / "backup")),
+            keras.callbacks.CSVLogger(str(log), append=True),
+        ],
+    )
+    model.save_weights(folder / "final.weights.h5")
+    rows = [line.split(",") for line in log.read_text().splitlines()[1:] if line and not line.startswith("epoch")]
+    hist = [{"epoch": int(r[0]) + 1, "loss": float(r[1])} for r in rows]
+    (folder / "history.json").write_text(json.dumps(hist, indent=1))
+    return hist
+
+
+class FloatStage:
+    """A trained float stage with the runtime stage's interface, so the float cascade runs the same decoding."""
+
+    def __init__(self, model: keras.Model, extra: dict[str, Any]) -> None:
+        self.model, self.extra = model, extra
+        self.height, self.width = model.input_shape[1:3]
+        self.model_bytes = 0
+
+    def __call__(self, pixels_bgr: np.ndarray) -> np.ndarray:
+        x = pixels_bgr[None, ..., ::-1].astype(np.float32) / 255.0
+        return np.asarray(self.model(x, training=False))[0]
+
+
+def stage_extra(cfg: DetectorConfig, stage: str) -> dict[str, Any]:
+    """The decoding constants a stage's manifest carries (``extra``)."""
+    if stage == "proposal":
+        p = cfg.proposal
+        return {
+            "stage": "proposal",
+            "stride": p.stride,
+            "box_scale": p.box_scale,
+            "score_threshold": p.score_threshold,
+            "max_proposals": p.max_proposals,
+            "nms_iou": 0.4,
+        }
+    c = cfg.corners
+    return {
+        "stage": "corners",
+        "crop_aspect": c.crop_aspect,
+        "crop_expand": c.crop_expand,
+        "coord_scale": c.coord_scale,
+        "score_threshold": c.score_threshold,
+    }
+
+
+def load_trained_detector(run_dir: str | Path, batch_size: int | None = None) -> tuple[DetectorConfig, dict]:
+    """The config and the trained float models ``{"proposal": ..., "corners": ...}`` of a run."""
+    run = Path(run_dir)
+    cfg = load_detector_config(run / "config.yaml")
+    models = {}
+    for stage in STAGES:
+        m = build_stage(cfg, stage, batch_size)
+        m.load_weights(run / stage / "final.weights.h5")
+        models[stage] = m
+    return cfg, models
+
+
+def float_detector(cfg: DetectorConfig, models: dict[str, keras.Model]) -> Detector:
+    return Detector.from_stages(
+        FloatStage(models["proposal"], stage_extra(cfg, "proposal")),
+        FloatStage(models["corners"], stage_extra(cfg, "corners")),
+    )
+
+
+def plot_curves(run: Path, histories: dict[str, list[dict]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.5))
+    for a, (stage, hist) in zip(np.atleast_1d(ax), histories.items(), strict=True):
+        a.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], marker="o")
+        a.set(title=f"{stage} loss (train)", xlabel="epoch", yscale="log")
+    fig.tight_layout()
+    fig.savefig(run / "curves.png", dpi=80)
+    plt.close(fig)
+
+
+def train_detector(
+    cfg: DetectorConfig | None,
+    run_dir: str | Path,
+    resume: bool = False,
+    verbose: bool = True,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Train both stages of ``cfg`` in ``run_dir`` (or resume the run there); return the float eval metrics.
+
+    ``limit`` caps the frames read per data source (for tests and quick trials).
+    """
+    cfg, run = open_run(cfg, run_dir, resume, load_detector_config)
+    keras.utils.set_random_seed(cfg.seed)
+    arrays = load_or_build_arrays(cfg, run, limit)
+    if verbose:
+        print(
+            f"detector data: {len(arrays.frames)} frames, {len(arrays.crops)} crops "
+            f"({int(arrays.crop_targets[:, 0].sum())} plates)"
+        )
+    histories = {stage: _train_stage(cfg, run, stage, arrays, verbose) for stage in STAGES}
+    plot_curves(run, histories)
+    metrics: dict[str, Any] = {"history": histories}
+    if cfg.eval is not None:
+        _, models = load_trained_detector(run)
+        scenes = read_scenes(cfg.eval.path, cfg.eval.split)[:limit]
+        metrics["eval"] = {
+            "data": cfg.eval.path,
+            "split": cfg.eval.split,
+            "float": evaluate_detector(float_detector(cfg, models), scenes, latency_frames=0),
+        }
+    (run / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
