@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
@@ -30,6 +30,9 @@ import numpy as np
 
 from sdk.errors import CaptureError, ImageError
 from sdk.image import read_image, to_bgr
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing import Self
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +113,9 @@ class Pipeline:
 
     Args:
         detector: a detector folder or lone proposal bundle (default: the shipped ``detector``), or a Detector.
-        recognizers: recogniser bundles (paths, shipped names or Bundles); each plate is read by every one and
-            the most confident read wins (pass one to save time when the country is known).
+        recognizers: recogniser bundles (paths, shipped names or Bundles); each plate is read by every one; a
+            read that fits one of its bundle's plate formats beats one that does not, then the most confident
+            wins (pass one bundle to save time when the country is known).
         threads: interpreter threads for every model.
         region: a region for template post-filtering (it also drops recognisers that do not cover it).
         method: ``perspective`` (homography from the corners), ``affine`` (RANSAC affine fit) or ``crop`` (box).
@@ -154,13 +155,14 @@ class Pipeline:
             sizes[r.manifest.name or str(r.bundle.source)] = len(r.bundle.model)
         return sizes
 
-    def _read(self, rec: Recognizer, logits: np.ndarray) -> tuple[str, float, tuple[Candidate, ...], str | None]:
+    def _read(self, rec: Recognizer, logits: np.ndarray) -> PlateRead:
+        """Decode one recogniser's output; ``region`` is None when the read fits none of its regions' formats."""
         m = rec.manifest
         region = self.region or (m.regions[0] if len(m.regions) == 1 else None)
         read = decode(logits, m.alphabet, m.blank_index, region=region, top_n=self.top_n)
-        if region is None:  # a multi-region bundle: name the region whose formats the read fits
+        if read.format is None:  # no template given or none matched: name a region whose formats the read fits
             region = next((r for r in m.regions if match_format(read.text, r)), None)
-        return read.text, read.confidence, read.candidates, region
+        return PlateRead((0, 0, 0, 0), None, 0.0, read.text, read.confidence, read.candidates, region, m.name)
 
     def process(self, frame: np.ndarray, index: int = 0, capture_ms: float = 0.0, source: str = "") -> FrameResult:
         """Detect and read every plate of one frame (BGR, gray or BGRA).
@@ -190,12 +192,16 @@ class Pipeline:
                 finally:
                     timings["recognise"] += _ms(t)
                 t = time.perf_counter()
-                text, conf, cands, region = self._read(rec, logits)
+                read = self._read(rec, logits)
                 timings["decode"] += _ms(t)
-                if best is None or conf > best[1]:
-                    best = (text, conf, cands, region, rec.manifest.name)
-            if best and best[0] and best[1] >= self.min_confidence:
-                plates.append(PlateRead(det.box, det.corners, det.score, *best))
+                # a read that fits a plate format beats one that does not, then the more confident one wins
+                if best is None or (read.region is not None, read.confidence) > (
+                    best.region is not None,
+                    best.confidence,
+                ):
+                    best = read
+            if best and best.text and best.confidence >= self.min_confidence:
+                plates.append(replace(best, box=det.box, corners=det.corners, detection_score=det.score))
         return FrameResult(index, tuple(plates), timings, source, frame)
 
     def run(self, frames: Iterable[Frame], max_frames: int | None = None) -> Iterator[FrameResult]:

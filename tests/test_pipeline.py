@@ -133,3 +133,51 @@ def test_camera_loop_bad_source_exits_2(tmp_path):
         timeout=60,
     )
     assert r.returncode == 2 and r.stderr.strip().startswith("error:")
+
+
+def test_bench_pipeline_cli(tiny_detector, tiny_bundle):
+    root, _ = tiny_detector
+    args = ["bench", "--pipeline", "--detector", str(root / "bundle"), "--recognizer", str(tiny_bundle)]
+    r = CliRunner().invoke(main, [*args, "--frames", str(root / "scenes" / "images"), "--threads", "1", "--runs", "4"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, [*args, "--threads", "1,2", "--runs", "3", "--warmup", "1", "--json"])
+    report = json.loads(r.output)
+    assert report["frame_size"] == [1280, 720] and [x["threads"] for x in report["results"]] == [1, 2]
+    assert set(report["results"][0]["stage_ms_median"]) == {"detect", "rectify", "recognise", "decode"}
+    assert CliRunner().invoke(main, ["bench"]).exit_code == 2  # neither a bundle nor --pipeline
+
+
+needs_shipped_detector = pytest.mark.skipif(
+    not (REPO / "models" / "detector" / "corners" / "model.tflite").is_file(), reason="no shipped detector"
+)
+
+
+@needs_shipped_detector
+def test_shipped_models_read_the_sample_drive():
+    """The README's main job: the shipped detector + recognisers on the project's own rendered drive."""
+    scenes = read_scenes(DRIVE)
+    pipe = Pipeline()
+    hits = 0
+    for s in scenes:
+        result = pipe.process(read_image(s.path))
+        hits += any(p.text == s.plates[0].text for p in result.plates)
+    assert hits >= 0.75 * len(scenes), f"read {hits} of {len(scenes)} frames"
+
+
+@needs_shipped_detector
+def test_run_without_source_uses_the_sample_drive():
+    r = CliRunner().invoke(main, ["run", "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])["summary"]
+    assert summary["frames"] == len(read_scenes(DRIVE)) and summary["plates"] >= summary["frames"] * 0.75
+
+
+def test_flat_black_crop_is_an_image_error_not_a_crash():
+    """LPRNet's per-sample normalisation divides by the input's mean square; int8 DIV refuses a zero."""
+    from sdk.errors import ImageError
+    from sdk.recognizer import Recognizer
+
+    rec = Recognizer("cn")
+    with pytest.raises(ImageError, match="flat crop"):
+        rec.recognize(np.zeros((24, 94, 3), np.uint8))
+    assert rec.recognize(read_image(REPO / "samples" / "cn" / "cn_3.jpg")).text  # the interpreter still works

@@ -76,6 +76,7 @@ def test_export_is_full_int8_with_static_shapes(tiny_bundle):
     ops = {op["op_name"] for op in rec.interpreter._get_ops_details()}
     assert not ops & {"QUANTIZE", "DEQUANTIZE"}, ops  # no float islands inside the graph
     assert all(-1 not in d["shape_signature"] for d in rec.interpreter.get_input_details())
+    assert (tiny_bundle / "REBUILD.md").is_file()  # the export replaces model + manifest, not notes beside them
 
 
 def test_export_form_computes_the_same_function(tiny_run):

@@ -33,7 +33,8 @@ def quantize_detector_run(
 ) -> tuple[Detector, dict[str, Any]]:
     """Quantise both stages of ``run_dir``, compare float vs int8 AP on the eval scenes, write ``out_dir``."""
     cfg, models = load_trained_detector(run_dir, batch_size=1)
-    calib = build_arrays([SceneSource(str(calib_dir), calib_split)], cfg.proposal, cfg.corners, seed=1, limit=max_calib)
+    source = SceneSource(str(calib_dir), calib_split)
+    calib = build_arrays([source], cfg.proposal, cfg.corners, seed=1, limit=max_calib, sample=True)
     if len(calib.frames) == 0:
         raise QuantizeError(f"{calib_dir} ({calib_split}) holds no scenes to calibrate on")
     tflite = {

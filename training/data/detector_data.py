@@ -137,13 +137,19 @@ def build_arrays(
     n_pos: int = 3,
     n_neg: int = 3,
     limit: int | None = None,
+    sample: bool = False,
 ) -> DetectorArrays:
-    """Cut proposal and corners training arrays from scene folders (each frame ``copies`` times)."""
+    """Cut proposal and corners training arrays from scene folders (each frame ``copies`` times).
+
+    ``limit`` keeps the first frames of each folder, or a random sample of that many with ``sample``."""
     rng = random.Random(seed)
     in_h, in_w = pcfg.input_size
     frames, targets, crops, ctargets = [], [], [], []
     for src in sources:
-        scenes = read_scenes(src.path, src.split)[:limit]
+        scenes = read_scenes(src.path, src.split)
+        if sample:
+            rng.shuffle(scenes)
+        scenes = scenes[:limit]
         for sf in scenes:
             bgr = read_image(sf.path)
             fh, fw = bgr.shape[:2]
