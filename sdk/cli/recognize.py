@@ -53,7 +53,7 @@ def recognize_cmd(
             read = rec.recognize(img, region)
             latency = (time.perf_counter() - t0) * 1000
         except ImageError as e:
-            click.echo(f"error: {path}: {e}", err=True)
+            click.echo(f"error: {e}" if str(path) in str(e) else f"error: {path}: {e}", err=True)
             failed += 1
             continue
         if as_json:
