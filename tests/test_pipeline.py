@@ -110,7 +110,7 @@ def test_camera_loop_runs_headless_and_stops_on_sigterm(tiny_detector, tiny_bund
         "--threads",
         "1",
         "--report-every",
-        "2",
+        "1",
         "--out",
         str(tmp_path / "reads.jsonl"),
     ]
