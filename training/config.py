@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from sdk.dataset import Split
+from sdk.detector import SCORE_MODES
 from sdk.errors import LprError
 from sdk.formats import ALPHABETS, REGIONS
 
@@ -189,6 +190,7 @@ class CornersConfig:
     crop_aspect: float = 2.5
     crop_expand: float = 1.25
     coord_scale: float = 10.0
+    score: str = "geometric_mean"  # final score: "corners" (the corners net's alone) or sqrt(proposal * corners)
     score_threshold: float = 0.5
     epochs: int = 15
     batch_size: int = 64
@@ -236,6 +238,8 @@ def parse_detector_config(d: Any, base: Path = Path(".")) -> DetectorConfig:
         d["eval"] = _scene_source(d["eval"], "eval", base)
     d["proposal"] = ProposalConfig(**_sizes(_build(ProposalConfig, d.get("proposal", {}), "proposal"), "proposal"))
     d["corners"] = CornersConfig(**_sizes(_build(CornersConfig, d.get("corners", {}), "corners"), "corners"))
+    if d["corners"].score not in SCORE_MODES:
+        raise ConfigError(f"corners.score must be one of {', '.join(SCORE_MODES)}")
     if d["proposal"].input_size[0] % 16 or d["proposal"].input_size[1] % 16:
         raise ConfigError("proposal.input_size must be multiples of 16")
     return DetectorConfig(**d)

@@ -144,6 +144,7 @@ def stage_extra(cfg: DetectorConfig, stage: str) -> dict[str, Any]:
         "crop_aspect": c.crop_aspect,
         "crop_expand": c.crop_expand,
         "coord_scale": c.coord_scale,
+        "score": c.score,
         "score_threshold": c.score_threshold,
     }
 
