@@ -189,6 +189,7 @@ def test_detector_config_validation(tmp_path):
         ({**ok, "kind": "recognizer"}, "kind: detector"),
         ({**ok, "data": [{"path": "s", "copies": 0}]}, "copies"),
         ({**ok, "corners": {"nope": 1}}, "unknown key"),
+        ({**ok, "corners": {"score": "max"}}, "corners.score"),
         ({"name": "d"}, "needs 'name' and 'data'"),
     ):
         with pytest.raises(ConfigError, match=msg):
@@ -212,3 +213,31 @@ def test_scene_crops_cut_like_the_pipeline(tmp_path):
         rows = (out / "labels.csv").read_text().splitlines()[1:]
         assert len(rows) == n_plates * max(1, copies)
         assert all(r.split(",")[2] == "us" for r in rows)
+
+
+class _HandStage:
+    """A stage that returns a fixed, hand-made output (to test the cascade's decoding without a model)."""
+
+    def __init__(self, out: np.ndarray, hw: tuple[int, int], extra: dict) -> None:
+        self.out, (self.height, self.width), self.extra, self.model_bytes = out, hw, extra, 0
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        assert pixels.shape == (self.height, self.width, 3)
+        return self.out
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("corners", 0.25), ("geometric_mean", 0.4)])
+def test_cascade_score_modes(mode, expected):
+    prop = np.zeros((8, 14, 5), np.float32)
+    prop[..., 0] = _logit(0.01)
+    prop[4, 7] = [_logit(0.64), 0, 0, np.log(2.0), np.log(0.5)]
+    pextra = {"stride": 8, "box_scale": 32, "score_threshold": 0.2, "max_proposals": 4}
+    rel = np.array([[0.1, 0.3], [0.9, 0.3], [0.9, 0.7], [0.1, 0.7]]) * 10
+    cextra = {"crop_aspect": 2.5, "crop_expand": 1.25, "coord_scale": 10, "score_threshold": 0.1, "score": mode}
+    det = Detector.from_stages(
+        _HandStage(prop, (64, 112), pextra), _HandStage(np.r_[_logit(0.25), rel.ravel()], (48, 120), cextra)
+    )
+    (d,) = det.detect(np.zeros((128, 224, 3), np.uint8))  # letterbox scale 0.5: boxes double in frame pixels
+    assert d.score == pytest.approx(expected) and d.proposal_score == pytest.approx(0.64)
+    window = proposal_crop((60 * 2 - 64, 36 * 2 - 16, 60 * 2 + 64, 36 * 2 + 16), 2.5, 1.25)
+    np.testing.assert_allclose(d.corners, window[:2] + rel / 10 * (window[2:] - window[:2]), atol=1e-3)
