@@ -67,7 +67,8 @@ class AffineFit:
 # ---------------------------------------------------------------------------------------------------------- checks
 
 
-def _points(pts: object, name: str, n: int | None = None) -> np.ndarray:
+def _points(pts: object, name: str, n: int | None = None, finite: bool = True) -> np.ndarray:
+    """``pts`` as a float (N, 2) array; ``finite=False`` lets NaN/inf through (for callers that fall back)."""
     try:
         p = np.array(pts, dtype=np.float64)
     except (TypeError, ValueError) as e:
@@ -75,7 +76,7 @@ def _points(pts: object, name: str, n: int | None = None) -> np.ndarray:
     if p.ndim != 2 or p.shape[1] != 2 or (n is not None and p.shape[0] != n):
         want = f"({n}, 2)" if n is not None else "(N, 2)"
         raise ImageError(f"{name} must have shape {want}, got {p.shape}")
-    if not np.all(np.isfinite(p)):
+    if finite and not np.all(np.isfinite(p)):
         raise ImageError(f"{name} hold non-finite values: {p.tolist()}")
     return p
 
@@ -514,12 +515,7 @@ def quad_is_plausible(
     Raises:
         ImageError: ``corners`` is not ``(4, 2)`` or ``frame_shape`` has no height and width.
     """
-    try:
-        q = np.array(corners, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ImageError(f"corners must be a (4, 2) array of numbers: {e}") from None
-    if q.shape != (4, 2):
-        raise ImageError(f"corners must have shape (4, 2), got {q.shape}")
+    q = _points(corners, "corners", 4, finite=False)
     if len(frame_shape) < 2:
         raise ImageError(f"frame_shape must be (H, W[, C]), got {frame_shape!r}")
     fh, fw = float(frame_shape[0]), float(frame_shape[1])
@@ -641,12 +637,7 @@ def rectify(
     fill = _border(border_value)
     q = None
     if corners is not None:
-        try:
-            q = np.array(corners, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise ImageError(f"corners must be a (4, 2) array of numbers: {e}") from None
-        if q.shape != (4, 2):
-            raise ImageError(f"corners must have shape (4, 2), got {q.shape}")
+        q = _points(corners, "corners", 4, finite=False)
         if not np.all(np.isfinite(q)):
             q = None  # a model's NaN corners: fall back like any implausible quad
     if q is not None and method == "perspective" and quad_is_plausible(q, img.shape):
