@@ -41,10 +41,17 @@ class Stage:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """``architecture``: lprnet (``variant`` basic|reduced, ``dropout``), crnn or lightcrnn (``hidden`` LSTM units);
+    ``width`` scales every channel count (LightCRNN's width multiplier alpha)."""
+
     architecture: str = "lprnet"
     variant: str = "reduced"
     width: float = 1.0
     dropout: float = 0.3
+    hidden: int = 256
+
+
+ARCHITECTURES = ("lprnet", "crnn", "lightcrnn")
 
 
 @dataclass(frozen=True)
@@ -129,8 +136,12 @@ def parse_config(d: Any, base: Path = Path(".")) -> TrainConfig:
     if d.get("eval") is not None:
         d["eval"] = _source(d["eval"], "eval", base)
     d["model"] = ModelConfig(**_build(ModelConfig, d.get("model", {}), "model"))
-    if d["model"].architecture != "lprnet":
-        raise ConfigError(f"model.architecture {d['model'].architecture!r} is not supported (lprnet)")
+    arch = d["model"].architecture
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"model.architecture {arch!r} is not supported ({', '.join(ARCHITECTURES)})")
+    h, w = d["input_size"]
+    if arch != "lprnet" and (h % 16 or w % 4):
+        raise ConfigError(f"{arch} needs input_size height a multiple of 16 and width a multiple of 4, got {h}x{w}")
     return TrainConfig(**d)
 
 

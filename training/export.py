@@ -108,7 +108,11 @@ def quantize_run(
     manifest: dict[str, Any] = {
         "kind": "recognizer",
         "name": cfg.name,
-        "architecture": f"{cfg.model.architecture}-{cfg.model.variant}-w{cfg.model.width:g}",
+        "architecture": (
+            f"{cfg.model.architecture}-{cfg.model.variant}-w{cfg.model.width:g}"
+            if cfg.model.architecture == "lprnet"
+            else f"{cfg.model.architecture}-a{cfg.model.width:g}-h{cfg.model.hidden}"
+        ),
         "input": _spec(interp.get_input_details()[0]),
         "output": _spec(interp.get_output_details()[0]),
         "color_order": "RGB",

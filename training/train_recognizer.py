@@ -20,17 +20,25 @@ from sdk.decode import decode_batch
 from sdk.formats import ALPHABETS
 from training.config import TrainConfig, load_config, open_run
 from training.data.pipeline import PlateArrays, load_arrays, make_dataset
+from training.models.crnn import build_crnn
 from training.models.lprnet import build_lprnet, split_weights
 
 CKPT = "checkpoint"
 
 
-def build_model(cfg: TrainConfig, batch_size: int | None = None, split_context: bool = False) -> keras.Model:
-    """The recogniser a config describes (float, logits out); see :func:`build_lprnet` for the export options."""
+def build_model(cfg: TrainConfig, batch_size: int | None = None, for_export: bool = False) -> keras.Model:
+    """The recogniser a config describes (float, logits out).
+
+    ``for_export``: the same function in its int8-export form (LPRNet: context branches mixed separately, see
+    :func:`split_weights`; CRNNs: unrolled LSTMs), normally with ``batch_size=1``.
+    """
     m = cfg.model
     h, w = cfg.input_size
     n = len(ALPHABETS[cfg.alphabet]) + 1
-    return build_lprnet(n, (h, w, 3), m.variant, m.width, m.dropout, batch_size, split_context)
+    if m.architecture in ("crnn", "lightcrnn"):
+        light = m.architecture == "lightcrnn"
+        return build_crnn(n, (h, w, 3), light, m.width, m.hidden, batch_size, unroll=for_export)
+    return build_lprnet(n, (h, w, 3), m.variant, m.width, m.dropout, batch_size, split_context=for_export)
 
 
 def predict_logits(model: keras.Model, images: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -169,8 +177,8 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
 def load_trained(run_dir: str | Path, for_export: bool = False) -> tuple[TrainConfig, keras.Model]:
     """The config and the trained float model of a run (its final weights, else its last checkpoint).
 
-    ``for_export`` returns the same function built for int8 export: batch fixed at 1 (static shapes) and the
-    context branches mixed separately (:func:`training.models.lprnet.split_weights`).
+    ``for_export`` returns the same function built for int8 export (:func:`build_model`) with the batch fixed at
+    1 (static shapes).
     """
     run = Path(run_dir)
     cfg = load_config(run / "config.yaml")
@@ -180,7 +188,10 @@ def load_trained(run_dir: str | Path, for_export: bool = False) -> tuple[TrainCo
         weights = run / CKPT / "model.weights.h5"
     model.load_weights(weights)
     if for_export:
-        export = build_model(cfg, batch_size=1, split_context=True)
-        split_weights(model, export)
+        export = build_model(cfg, batch_size=1, for_export=True)
+        if cfg.model.architecture == "lprnet":
+            split_weights(model, export)
+        else:  # unrolling changes no weights
+            export.set_weights(model.get_weights())
         model = export
     return cfg, model
