@@ -23,8 +23,7 @@ import numpy as np
 from sdk.bundle import Bundle, load_bundle, resolve_bundle_path
 from sdk.errors import BundleError
 from sdk.image import fast_resize, to_bgr
-from sdk.interpreter import Device, check_tensors, invoke, make_interpreter
-from sdk.recognizer import input_lut
+from sdk.interpreter import Device, Runner
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
 PAD_VALUE = 128
@@ -148,8 +147,8 @@ def decode_corners(out: np.ndarray, window: np.ndarray, coord_scale: float) -> t
     return float(sigmoid(out[0])), corners
 
 
-class _Stage:
-    """One int8 bundle with its interpreter, input table and dequantisation."""
+class _Stage(Runner):
+    """One cascade stage's bundle; takes BGR pixels whatever the model's colour order."""
 
     def __init__(self, bundle: Bundle, stage: str, threads: int, device: Device) -> None:
         m = bundle.manifest
@@ -158,25 +157,11 @@ class _Stage:
                 f"{bundle.source} is a {m.kind} bundle (stage {m.extra.get('stage')!r}); a detector {stage} "
                 "bundle is needed here"
             )
-        self.manifest, self.extra = m, m.extra
-        self.model_bytes = len(bundle.model)
-        self.interpreter, self.backend = make_interpreter(bundle.model, threads, device)
-        check_tensors(self.interpreter, m)
-        self._in = self.interpreter.get_input_details()[0]["index"]
-        self._out = self.interpreter.get_output_details()[0]["index"]
-        self._lut = input_lut(m.mean, m.std, m.input.scale, m.input.zero_point, m.input.dtype)
-        self.height, self.width = m.input_hw
-        self.bgr = m.color_order == "BGR"
+        super().__init__(bundle, threads, device)
+        self.extra = m.extra
 
     def __call__(self, pixels_bgr: np.ndarray) -> np.ndarray:
-        px = pixels_bgr if self.bgr else pixels_bgr[..., ::-1]
-        self.interpreter.set_tensor(self._in, self._lut[px][None])
-        invoke(self.interpreter)
-        q = self.interpreter.get_tensor(self._out)[0]
-        spec = self.manifest.output
-        if spec.dtype == "float32":
-            return q.astype(np.float32)
-        return (q.astype(np.float32) - spec.zero_point) * spec.scale
+        return super().__call__(pixels_bgr if self.manifest.color_order == "BGR" else pixels_bgr[..., ::-1])
 
 
 def _need(extra: dict[str, Any], key: str, source: Path) -> Any:

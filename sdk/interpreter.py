@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sdk.bundle import Manifest
+from sdk.bundle import Bundle, Manifest
 from sdk.errors import BackendError, BundleError, ImageError, ManifestError
 
 Device = Literal["cpu", "edgetpu"]
@@ -119,3 +119,42 @@ def invoke(interp: Any) -> None:
         raise ImageError(
             f"the model cannot read this input ({str(e).splitlines()[0]}); a flat crop has nothing to read"
         ) from e
+
+
+def input_lut(mean: float, std: float, scale: float, zero_point: int, dtype: str) -> np.ndarray:
+    """Table mapping a uint8 pixel to the model's input value: q = round((p - mean) / std / scale) + zp."""
+    real = (np.arange(256, dtype=np.float64) - mean) / std
+    if dtype == "float32":
+        return real.astype(np.float32)
+    info = np.iinfo(np.dtype(dtype))
+    return np.clip(np.round(real / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+class Runner:
+    """One bundle's model, built once: uint8 pixels -> input through a lookup table -> invoke -> float output.
+
+    Args:
+        bundle: the loaded bundle (manifest checked against the model's tensors here).
+        threads: interpreter threads.
+        device: ``cpu`` or ``edgetpu``.
+    """
+
+    def __init__(self, bundle: Bundle, threads: int = 1, device: Device = "cpu") -> None:
+        m = self.manifest = bundle.manifest
+        self.model_bytes = len(bundle.model)
+        self.interpreter, self.backend = make_interpreter(bundle.model, threads, device)
+        check_tensors(self.interpreter, m)
+        self._in = self.interpreter.get_input_details()[0]["index"]
+        self._out = self.interpreter.get_output_details()[0]["index"]
+        self._lut = input_lut(m.mean, m.std, m.input.scale, m.input.zero_point, m.input.dtype)
+        self.height, self.width = m.input_hw
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """Dequantised output (batch dimension dropped) for one uint8 (H, W, 3) input in the model's colour order."""
+        self.interpreter.set_tensor(self._in, self._lut[pixels][None])
+        invoke(self.interpreter)
+        q = self.interpreter.get_tensor(self._out)[0]
+        spec = self.manifest.output
+        if spec.dtype == "float32":
+            return q.astype(np.float32)
+        return (q.astype(np.float32) - spec.zero_point) * spec.scale

@@ -12,16 +12,7 @@ from sdk.decode import Read, decode
 from sdk.errors import BundleError
 from sdk.formats import check_region
 from sdk.image import plate_input
-from sdk.interpreter import Device, check_tensors, invoke, make_interpreter
-
-
-def input_lut(mean: float, std: float, scale: float, zero_point: int, dtype: str) -> np.ndarray:
-    """Table mapping a uint8 pixel to the model's input value: q = round((p - mean) / std / scale) + zp."""
-    real = (np.arange(256, dtype=np.float64) - mean) / std
-    if dtype == "float32":
-        return real.astype(np.float32)
-    info = np.iinfo(np.dtype(dtype))
-    return np.clip(np.round(real / scale) + zero_point, info.min, info.max).astype(dtype)
+from sdk.interpreter import Device, Runner
 
 
 class Recognizer:
@@ -53,11 +44,8 @@ class Recognizer:
             raise BundleError(f"{self.bundle.source} is a {m.kind} bundle; a recognizer bundle is needed here")
         self.region = check_region(region) if region else (m.regions[0] if len(m.regions) == 1 else None)
         self.method, self.top_n = method, top_n
-        self.interpreter, self.backend = make_interpreter(self.bundle.model, threads, device)
-        check_tensors(self.interpreter, m)
-        self._in = self.interpreter.get_input_details()[0]["index"]
-        self._out = self.interpreter.get_output_details()[0]["index"]
-        self._lut = input_lut(m.mean, m.std, m.input.scale, m.input.zero_point, m.input.dtype)
+        self._run = Runner(self.bundle, threads, device)
+        self.interpreter, self.backend = self._run.interpreter, self._run.backend
         self.height, self.width = m.input_hw
 
     def prepare(self, img_bgr: np.ndarray) -> np.ndarray:
@@ -66,13 +54,7 @@ class Recognizer:
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """Dequantised output (T, C) for one prepared uint8 (H, W, 3) input."""
-        self.interpreter.set_tensor(self._in, self._lut[pixels][None])
-        invoke(self.interpreter)
-        q = self.interpreter.get_tensor(self._out)[0]
-        spec = self.manifest.output
-        return (
-            q.astype(np.float32) if spec.dtype == "float32" else (q.astype(np.float32) - spec.zero_point) * spec.scale
-        )
+        return self._run(pixels)
 
     def recognize(self, img_bgr: np.ndarray, region: str | None = None) -> Read:
         """Read one plate crop (BGR). ``region`` overrides the default for template filtering."""
