@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from sdk.bundle import Bundle, load_bundle
+from sdk.pipeline import STAGES, Pipeline
 from sdk.recognizer import Recognizer
 
 
@@ -111,10 +113,6 @@ def bench_pipeline(
     ``warmup`` untimed ones. Reports the median total and per-stage latency, FPS (1000 / median total) and
     plates found per frame.
     """
-    import cv2
-
-    from sdk.pipeline import STAGES, Pipeline  # local: the pipeline pulls in capture and rectify
-
     if not frames or not threads or min(threads) < 1 or runs < 1 or warmup < 0:
         raise ValueError("need frames, threads >= 1, runs >= 1 and warmup >= 0")
     hd = [cv2.resize(f, (1280, 720)) for f in frames]

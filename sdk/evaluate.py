@@ -7,10 +7,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from sdk.dataset import LabelRow
 from sdk.decode import Read
+from sdk.detector import iou_matrix
 from sdk.image import read_image
 
 ReadFn = Callable[[np.ndarray, str], Read]
@@ -85,8 +87,6 @@ def average_precision(scored: Sequence[tuple[float, bool]], n_truth: int) -> flo
 def _match(frames: Sequence[tuple[Any, list[Any]]], thr: float) -> tuple[list[tuple[float, bool]], int, list[float]]:
     """Greedy matching by score. In frames where not every plate is labelled (``partial``), an unmatched
     detection may be an unlabelled plate, so it is ignored rather than counted as a false positive."""
-    from sdk.detector import iou_matrix
-
     scored: list[tuple[float, bool]] = []
     errors: list[float] = []
     n_truth = 0
@@ -128,8 +128,6 @@ def evaluate_detector(detector: Any, scenes: Sequence[Any], latency_frames: int 
     threshold), ``corner_error_px`` (mean corner distance of plates found at IoU 0.5; the real scenes' corners
     are boxes). ``latency_ms_median``: ``detector.detect`` on frames resized to 1280x720, after 2 warm-up runs.
     """
-    import cv2
-
     frames = [(s, detector.detect(read_image(s.path))) for s in scenes]
     by_region: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
     for f in frames:

@@ -194,11 +194,7 @@ class Pipeline:
                 t = time.perf_counter()
                 read = self._read(rec, logits)
                 timings["decode"] += _ms(t)
-                # a read that fits a plate format beats one that does not, then the more confident one wins
-                if best is None or (read.region is not None, read.confidence) > (
-                    best.region is not None,
-                    best.confidence,
-                ):
+                if best is None or _rank(read) > _rank(best):
                     best = read
             if best and best.text and best.confidence >= self.min_confidence:
                 plates.append(replace(best, box=det.box, corners=det.corners, detection_score=det.score))
@@ -226,6 +222,11 @@ class Pipeline:
                 yield result
         finally:
             self.stats.wall_s = time.perf_counter() - start
+
+
+def _rank(read: PlateRead) -> tuple[bool, float]:
+    """A read that fits a plate format beats one that does not, then the more confident one wins."""
+    return read.region is not None, read.confidence
 
 
 def _ms(t0: float) -> float:

@@ -74,6 +74,27 @@ def _spec(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def base_manifest(
+    tflite: bytes, kind: str, name: str, architecture: str, output_layout: str, calibration: dict[str, Any]
+) -> dict[str, Any]:
+    """The manifest fields every exported bundle shares: tensors and quantisation read from the converted model,
+    RGB input in [0, 1], versions, creation time and what it was calibrated on (``extra``)."""
+    interp, _ = make_interpreter(tflite)
+    return {
+        "kind": kind,
+        "name": name,
+        "architecture": architecture,
+        "input": _spec(interp.get_input_details()[0]),
+        "output": _spec(interp.get_output_details()[0]),
+        "color_order": "RGB",
+        "mean": 0.0,
+        "std": 255.0,
+        "output_layout": output_layout,
+        "versions": _versions(),
+        "extra": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "calibration": calibration},
+    }
+
+
 def quantize_run(
     run_dir: str | Path,
     calib_dir: str | Path,
@@ -104,29 +125,18 @@ def quantize_run(
     calib = np.stack([plate_input(read_image(r.path), h, w) for r in calib_rows]).astype(np.float32) / 255.0
     tflite = convert_int8(model, calib)
 
-    interp, _ = make_interpreter(tflite)
-    manifest: dict[str, Any] = {
-        "kind": "recognizer",
-        "name": cfg.name,
-        "architecture": (
-            f"{cfg.model.architecture}-{cfg.model.variant}-w{cfg.model.width:g}"
-            if cfg.model.architecture == "lprnet"
-            else f"{cfg.model.architecture}-a{cfg.model.width:g}-h{cfg.model.hidden}"
-        ),
-        "input": _spec(interp.get_input_details()[0]),
-        "output": _spec(interp.get_output_details()[0]),
-        "color_order": "RGB",
-        "mean": 0.0,
-        "std": 255.0,
-        "output_layout": "NTC",
+    m = cfg.model
+    architecture = (
+        f"{m.architecture}-{m.variant}-w{m.width:g}"
+        if m.architecture == "lprnet"
+        else f"{m.architecture}-a{m.width:g}-h{m.hidden}"
+    )
+    calibration = {"data": str(calib_dir), "split": calib_split, "n": len(calib_rows)}
+    manifest = {
+        **base_manifest(tflite, "recognizer", cfg.name, architecture, "NTC", calibration),
         "alphabet": alphabet,
         "blank_index": len(alphabet),
         "regions": list(cfg.regions),
-        "versions": _versions(),
-        "extra": {
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "calibration": {"data": str(calib_dir), "split": calib_split, "n": len(calib_rows)},
-        },
     }
     if eval_dir is None and cfg.eval is not None:
         eval_dir, eval_split = cfg.eval.path, cfg.eval.split

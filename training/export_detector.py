@@ -4,7 +4,6 @@ the float cascade on real scenes: AP at IoU 0.5 may drop by at most 2 pp unless 
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,9 @@ from sdk.bundle import write_bundle
 from sdk.dataset import Split, read_scenes
 from sdk.detector import Detector
 from sdk.evaluate import evaluate_detector
-from sdk.interpreter import make_interpreter
 from training.config import SceneSource
 from training.data.detector_data import build_arrays
-from training.export import MAX_DROP_PP, QuantizeError, _spec, _versions, convert_int8
+from training.export import MAX_DROP_PP, QuantizeError, base_manifest, convert_int8
 from training.train_detector import STAGES, float_detector, load_trained_detector, stage_extra
 
 ARCHITECTURES = {"proposal": "plate-proposal-dws", "corners": "plate-corners-dws"}
@@ -41,26 +39,13 @@ def quantize_detector_run(
         "proposal": convert_int8(models["proposal"], calib.frames.astype("float32") / 255.0),
         "corners": convert_int8(models["corners"], calib.crops[: max_calib * 4].astype("float32") / 255.0),
     }
+    calibration = {"data": str(calib_dir), "split": calib_split, "n": len(calib.frames)}
     manifests = {}
     for stage in STAGES:
-        interp, _ = make_interpreter(tflite[stage])
-        manifests[stage] = {
-            "kind": "detector",
-            "name": f"{cfg.name}-{stage}",
-            "architecture": ARCHITECTURES[stage],
-            "input": _spec(interp.get_input_details()[0]),
-            "output": _spec(interp.get_output_details()[0]),
-            "color_order": "RGB",
-            "mean": 0.0,
-            "std": 255.0,
-            "output_layout": "NHWC" if stage == "proposal" else "NC",
-            "versions": _versions(),
-            "extra": {
-                **stage_extra(cfg, stage),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "calibration": {"data": str(calib_dir), "split": calib_split, "n": len(calib.frames)},
-            },
-        }
+        layout = "NHWC" if stage == "proposal" else "NC"
+        m = base_manifest(tflite[stage], "detector", f"{cfg.name}-{stage}", ARCHITECTURES[stage], layout, calibration)
+        m["extra"] = {**stage_extra(cfg, stage), **m["extra"]}
+        manifests[stage] = m
     if eval_dir is None and cfg.eval is not None:
         eval_dir, eval_split = cfg.eval.path, cfg.eval.split
     metrics: dict[str, Any] = {}
