@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# The tiny models trained in fixtures must come out the same on every run: their float-vs-int8 checks would be
+# flaky otherwise (multi-threaded CPU kernels sum in varying order). Read by TensorFlow when it is first imported.
+os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
