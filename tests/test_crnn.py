@@ -85,10 +85,12 @@ def test_tiny_lightcrnn_trains_and_reads_like_float_in_int8(tiny_lightcrnn, synt
 def test_every_shipped_config_validates():
     from conftest import REPO
 
-    from training.config import config_kind, load_config, load_detector_config
+    from training.ablate import load_ablation
+    from training.config import config_kind, load_config, load_detector_config, load_gan_config
 
+    loaders = {"detector": load_detector_config, "gan": load_gan_config, "ablation": load_ablation}
     configs = sorted((REPO / "configs").glob("*.yaml"))
-    assert len(configs) >= 4
+    assert len(configs) >= 7
     for path in configs:
-        cfg = load_detector_config(path) if config_kind(path) == "detector" else load_config(path)
+        cfg = loaders.get(config_kind(path), load_config)(path)
         assert cfg.name

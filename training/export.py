@@ -95,6 +95,20 @@ def base_manifest(
     }
 
 
+def float_reader(
+    model: keras.Model, alphabet: str, size: tuple[int, int], method: str = "beam", templates: bool = True
+):
+    """``read(image_bgr, region)`` with the float model, decoded like the runtime (``method``; the region's
+    templates unless ``templates`` is False), for :func:`sdk.evaluate.evaluate_rows`."""
+
+    def read(img: np.ndarray, region: str):
+        x = plate_input(img, *size)[None].astype(np.float32) / 255.0
+        logits = np.asarray(model(x, training=False))[0]
+        return decode(logits, alphabet, len(alphabet), region=region if templates else None, method=method)
+
+    return read
+
+
 def quantize_run(
     run_dir: str | Path,
     calib_dir: str | Path,
@@ -146,16 +160,12 @@ def quantize_run(
         if eval_dir is not None:
             rows = read_labels(eval_dir, eval_split, cfg.regions)
 
-            def read_float(img: np.ndarray, region: str):
-                x = plate_input(img, h, w)[None].astype(np.float32) / 255.0
-                return decode(np.asarray(model(x, training=False))[0], alphabet, len(alphabet), region=region)
-
             rec = Recognizer(staged)
             metrics = {
                 "data": str(eval_dir),
                 "split": eval_split,
                 "decode": "beam+template",
-                "float": evaluate_rows(read_float, rows),
+                "float": evaluate_rows(float_reader(model, alphabet, cfg.input_size), rows),
                 "int8": evaluate_rows(lambda img, region: rec.recognize(img, region), rows),
             }
             drop = 100 * (metrics["float"]["overall"]["plate_accuracy"] - metrics["int8"]["overall"]["plate_accuracy"])

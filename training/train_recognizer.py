@@ -21,7 +21,9 @@ from sdk.formats import ALPHABETS
 from training.config import TrainConfig, load_config, open_run
 from training.data.pipeline import PlateArrays, load_arrays, make_dataset
 from training.models.crnn import build_crnn
+from training.models.glyph import build_glyph_decoder, decoder_layers, glyph_labels, text_box
 from training.models.lprnet import build_lprnet, split_weights
+from training.models.stn import set_stn_gate
 
 CKPT = "checkpoint"
 
@@ -38,7 +40,7 @@ def build_model(cfg: TrainConfig, batch_size: int | None = None, for_export: boo
     if m.architecture in ("crnn", "lightcrnn"):
         light = m.architecture == "lightcrnn"
         return build_crnn(n, (h, w, 3), light, m.width, m.hidden, batch_size, unroll=for_export)
-    return build_lprnet(n, (h, w, 3), m.variant, m.width, m.dropout, batch_size, split_context=for_export)
+    return build_lprnet(n, (h, w, 3), m.variant, m.width, m.dropout, batch_size, split_context=for_export, stn=m.stn)
 
 
 def predict_logits(model: keras.Model, images: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -61,24 +63,48 @@ def _lr_at(step: int, steps: int, peak: float) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm))))
 
 
-def _save_checkpoint(run: Path, model: keras.Model, opt: keras.optimizers.Optimizer, state: dict[str, Any]) -> None:
+def _save_checkpoint(
+    run: Path, models: dict[str, keras.Model], opt: keras.optimizers.Optimizer, state: dict[str, Any]
+) -> None:
+    """``models``: weights file name -> model (the recogniser, and the glyph decoder when there is one)."""
     ck = run / CKPT
     ck.mkdir(exist_ok=True)
-    model.save_weights(ck / "model.weights.h5")
+    for file, model in models.items():
+        model.save_weights(ck / file)
     np.savez(ck / "optimizer.npz", *[v.numpy() for v in opt.variables])
     tmp = run / "state.json.tmp"
     tmp.write_text(json.dumps(state, indent=1))
     tmp.replace(run / "state.json")  # atomic: a crash never leaves a half-written state
 
 
-def _load_checkpoint(run: Path, model: keras.Model, opt: keras.optimizers.Optimizer) -> dict[str, Any]:
+def _load_checkpoint(
+    run: Path, models: dict[str, keras.Model], opt: keras.optimizers.Optimizer, variables: list[Any]
+) -> dict[str, Any]:
     ck = run / CKPT
-    model.load_weights(ck / "model.weights.h5")
-    opt.build(model.trainable_variables)
+    for file, model in models.items():
+        model.load_weights(ck / file)
+    opt.build(variables)
     saved = np.load(ck / "optimizer.npz")
     for v, k in zip(opt.variables, sorted(saved.files, key=lambda s: int(s.split("_")[1])), strict=True):
         v.assign(saved[k])
     return json.loads((run / "state.json").read_text())
+
+
+def init_from(model: keras.Model, run_dir: str | Path) -> int:
+    """Copy a trained run's weights into ``model`` layer by layer (same name and shapes); return how many."""
+    _, trained = load_trained(run_dir)
+    by_name = {layer.name: layer for layer in trained.layers}
+    copied = 0
+    for layer in model.layers:
+        src = by_name.get(layer.name)
+        if layer.weights and src is not None:
+            w = src.get_weights()
+            if [a.shape for a in w] == [tuple(v.shape) for v in layer.weights]:
+                layer.set_weights(w)
+                copied += 1
+    if not copied:
+        raise ValueError(f"no layer of {run_dir} matches this model (init needs the same architecture)")
+    return copied
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
@@ -99,6 +125,12 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _glyph_box(cfg: TrainConfig, alphabet: str) -> list[float]:
+    """The average training plate's text box (:func:`text_box`) over the first stage's data."""
+    images = np.concatenate([load_arrays(s, alphabet, cfg.input_size, cfg.regions).images for s in cfg.stages[0].data])
+    return [round(float(v), 4) for v in text_box(images)]
+
+
 def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, verbose: bool = True) -> dict[str, Any]:
     """Run every stage of ``cfg`` in ``run_dir``, or resume the run there (its own config); return the final metrics."""
     cfg, run = open_run(cfg, run_dir, resume, load_config)
@@ -107,11 +139,25 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
     blank = len(alphabet)
     model = build_model(cfg)
     opt = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4, clipnorm=5.0)
+    models = {"model.weights.h5": model}
+    variables = list(model.trainable_variables)
+    glyph = build_glyph_decoder(model) if cfg.glyph_weight > 0 else None
+    if glyph is not None:  # one optimizer for both steps: the shared backbone keeps one set of moments
+        models["glyph.weights.h5"] = glyph
+        variables += [v for layer in decoder_layers(glyph) for v in layer.trainable_variables]
     state: dict[str, Any] = {"step": 0, "history": []}
     if resume and (run / "state.json").is_file():
-        state = _load_checkpoint(run, model, opt)
+        state = _load_checkpoint(run, models, opt, variables)
         if verbose:
             print(f"resumed {run} at step {state['step']}")
+    else:
+        opt.build(variables)
+        if cfg.init:
+            n = init_from(model, cfg.init)
+            if verbose:
+                print(f"initialised {n} layers from {cfg.init}")
+    if glyph is not None and "glyph_box" not in state:
+        state["glyph_box"] = _glyph_box(cfg, alphabet)
     eval_arrays = load_arrays(cfg.eval, alphabet, cfg.input_size, cfg.regions) if cfg.eval else None
 
     @tf.function(reduce_retracing=True)
@@ -124,6 +170,17 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
+    @tf.function(reduce_retracing=True)
+    def glyph_step(x, g):
+        """The auxiliary step on the same batch: squared error to the glyph image, summed over its pixels (the
+        per-plate scale of the CTC loss) and averaged over the batch, through the shared backbone."""
+        with tf.GradientTape() as tape:
+            err = glyph(x, training=True) - tf.cast(g, tf.float32) / 255.0
+            loss = cfg.glyph_weight * tf.reduce_mean(tf.reduce_sum(tf.square(err), axis=(1, 2, 3)))
+        grads = tape.gradient(loss, glyph.trainable_variables)
+        opt.apply_gradients(zip(grads, glyph.trainable_variables, strict=True))
+        return loss
+
     start = 0
     for stage in cfg.stages:
         end = start + stage.steps
@@ -131,18 +188,28 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
             start = end
             continue
         parts = [(load_arrays(s, alphabet, cfg.input_size, cfg.regions), s.weight, s.augment) for s in stage.data]
+        glyphs = None
+        if glyph is not None:
+            size, box = tuple(glyph.output_shape[1:3]), tuple(state["glyph_box"])
+            glyphs = [glyph_labels(p[0].texts, size, box) for p in parts]
         if verbose:
             print(f"stage {stage.name}: {stage.steps} steps on {sum(len(p[0].images) for p in parts)} images")
-        it = iter(make_dataset(parts, cfg.batch_size, cfg.seed + state["step"]))
+        it = iter(make_dataset(parts, cfg.batch_size, cfg.seed + state["step"], glyphs))
         bar = keras.utils.Progbar(stage.steps, verbose=1 if verbose else 0, stateful_metrics=["loss", "eval_acc"])
         bar.update(state["step"] - start)
         losses: list[float] = []
+        glyph_losses: list[float] = []
         t0 = time.perf_counter()
         while state["step"] < end:
             local = state["step"] - start
-            opt.learning_rate.assign(_lr_at(local, stage.steps, stage.lr))
-            x, y, n = next(it)
-            losses.append(float(train_step(x, y, n)))
+            lr = _lr_at(local, stage.steps, stage.lr)
+            opt.learning_rate.assign(lr)
+            if cfg.model.stn:  # the spatial transformer stays identity during its warm-up
+                set_stn_gate(model, state["step"] >= cfg.model.stn_warmup)
+            batch = next(it)
+            losses.append(float(train_step(*batch[:3])))
+            if glyph is not None:
+                glyph_losses.append(float(glyph_step(batch[0], batch[3])))
             state["step"] += 1
             shown = [("loss", float(np.mean(losses[-50:])))]
             if state["step"] % cfg.eval_every == 0 or state["step"] == end:
@@ -151,14 +218,18 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
                     "stage": stage.name,
                     "loss": float(np.mean(losses[-cfg.eval_every :])),
                 }
+                if glyph_losses:
+                    entry["glyph_loss"] = float(np.mean(glyph_losses[-cfg.eval_every :]))
                 entry["samples_per_s"] = round(len(losses) * cfg.batch_size / (time.perf_counter() - t0), 1)
                 if eval_arrays is not None:
                     entry["eval_plate_accuracy"] = plate_accuracy(model, eval_arrays, alphabet)
                     shown.append(("eval_acc", entry["eval_plate_accuracy"]))
                 state["history"].append(entry)
-                _save_checkpoint(run, model, opt, state)
+                _save_checkpoint(run, models, opt, state)
             bar.update(local + 1, shown)
         start = end
+    if cfg.model.stn:
+        set_stn_gate(model, state["step"] >= cfg.model.stn_warmup)
     model.save_weights(run / "final.weights.h5")
     metrics = {"steps": state["step"], "history": state["history"]}
     if eval_arrays is not None:

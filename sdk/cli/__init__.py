@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from sdk.cli.ablate import ablate_cmd
 from sdk.cli.bench import bench_cmd
 from sdk.cli.deploy import deploy_cmd
 from sdk.cli.edgetpu import edgetpu_cmd
@@ -58,6 +59,7 @@ for _cmd in (
     synth_cmd,
     train_group,
     quantize_cmd,
+    ablate_cmd,
 ):
     main.add_command(_cmd)
 for _cmd in (keygen_cmd, package_cmd, verify_cmd, edgetpu_cmd, deploy_cmd):  # firmware_tools: package, deploy

@@ -77,3 +77,21 @@ def train_detector_cmd(config: Path | None, run_dir: Path | None, resume: Path |
         m = metrics["eval"]["float"]["overall"]
         click.echo(f"float AP@0.5 {m['ap_50']}  AP@0.7 {m['ap_70']}  recall@0.5 {m['recall_50']}")
     click.echo(f"metrics: {run / 'metrics.json'}")
+
+
+@train_group.command("gan")
+@_run_options
+def train_gan_cmd(config: Path | None, run_dir: Path | None, resume: Path | None) -> None:
+    """Train a CycleGAN / CycleWGAN (synthetic -> real plate crops): a new run from --config, or --resume one.
+
+    Translate plates with the result: lpr-sdk synth --gan RUN_DIR ... (see docs/gan.md).
+    """
+    need_training("tensorflow", "yaml")
+    from training.config import load_gan_config
+    from training.train_gan import train_gan
+
+    cfg, run = _run_folder(config, run_dir, resume, load_gan_config)
+    metrics = train_gan(cfg, run, resume=resume is not None)
+    last = metrics["last"] or {}
+    click.echo(f"{metrics['steps']} steps; last losses: generator {last.get('g_loss')}, critic {last.get('d_loss')}")
+    click.echo(f"generator: {run / 'generator.weights.h5'}  samples: {run / 'samples.png'}")

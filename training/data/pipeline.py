@@ -67,13 +67,20 @@ def augment(images: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(x, 0.0, 1.0)
 
 
-def make_dataset(parts: list[tuple[PlateArrays, float, bool]], batch_size: int, seed: int) -> tf.data.Dataset:
-    """An infinite, shuffled, batched mix of (arrays, weight, augment) parts yielding ((x, labels, lengths))."""
+def make_dataset(
+    parts: list[tuple[PlateArrays, float, bool]],
+    batch_size: int,
+    seed: int,
+    extras: list[np.ndarray] | None = None,
+) -> tf.data.Dataset:
+    """An infinite, shuffled, batched mix of (arrays, weight, augment) parts yielding (x, labels, lengths), plus
+    the matching rows of ``extras`` (one array per part, e.g. glyph images) as a fourth element when given."""
     streams = []
-    for arrays, _, aug in parts:
-        ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels, arrays.lengths))
+    for i, (arrays, _, aug) in enumerate(parts):
+        extra = extras[i] if extras is not None else np.zeros((len(arrays.images), 0), np.uint8)
+        ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels, arrays.lengths, extra))
         ds = ds.shuffle(min(len(arrays.images), 20000), seed=seed).repeat()
-        ds = ds.map(lambda x, y, n, a=aug: (x, y, n, tf.constant(a)))
+        ds = ds.map(lambda x, y, n, e, a=aug: (x, y, n, e, tf.constant(a)))
         streams.append(ds)
     weights = np.array([w for _, w, _ in parts], np.float64)
     ds = (
@@ -82,9 +89,9 @@ def make_dataset(parts: list[tuple[PlateArrays, float, bool]], batch_size: int, 
         else tf.data.Dataset.sample_from_datasets(streams, list(weights / weights.sum()), seed=seed)
     )
 
-    def prep(x, y, n, aug):
+    def prep(x, y, n, e, aug):
         x = tf.cast(x, tf.float32) / 255.0
         x = tf.where(aug[:, None, None, None], augment(x), x)
-        return x, y, n
+        return (x, y, n, e) if extras is not None else (x, y, n)
 
     return ds.batch(batch_size, drop_remainder=True).map(prep, num_parallel_calls=2).prefetch(2)

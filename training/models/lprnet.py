@@ -15,6 +15,8 @@ from typing import Literal
 import keras
 from keras import layers, ops
 
+from training.models.stn import spatial_transformer
+
 Variant = Literal["basic", "reduced"]
 
 
@@ -57,6 +59,7 @@ def build_lprnet(
     dropout: float = 0.3,
     batch_size: int | None = None,
     split_context: bool = False,
+    stn: bool = False,
 ) -> keras.Model:
     """Build LPRNet returning logits of shape (batch, T, num_classes).
 
@@ -69,10 +72,13 @@ def build_lprnet(
         batch_size: a fixed batch size (1 for export: static shapes), or None.
         split_context: mix the context branches with one 1x1 conv each and add (for int8 export: a concat
             would force one quantisation scale on branches of very different ranges); see :func:`split_weights`.
+        stn: put the spatial transformer (LocNet, :mod:`training.models.stn`) in front; the network then reads
+            the warped crop.
     """
     c = lambda n: max(8, int(round(n * width / 8)) * 8)  # noqa: E731
     inp = keras.Input(input_shape, batch_size=batch_size, name="image")
-    x = _conv_bn(inp, c(64), 3, name="stem")
+    src = spatial_transformer(inp) if stn else inp
+    x = _conv_bn(src, c(64), 3, name="stem")
     x = layers.MaxPooling2D(3, strides=(1, 2) if variant == "basic" else 2, padding="same", name="pool1")(x)
     f1 = x
     x = small_basic_block(x, c(128), "sbb1")
@@ -90,7 +96,7 @@ def build_lprnet(
     f3 = x
     h, t = x.shape[1], x.shape[2]
     ctx = []
-    for i, f in enumerate((inp, f1, f2, f3)):
+    for i, f in enumerate((src, f1, f2, f3)):
         ph, pw = -(-f.shape[1] // h), -(-f.shape[2] // t)
         if ph > 1 or pw > 1:
             f = layers.AveragePooling2D((ph, pw), padding="same", name=f"ctx_pool{i}")(f)

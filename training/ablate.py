@@ -1,0 +1,182 @@
+"""Ablation runs (issue 4): train each row of an ablation config, export it to int8, measure it on real crops, and
+write a markdown table (seed 003 Table 5 / seed 000 Table IX style) plus the GAN sample grid into the output folder.
+
+Every row is an ordinary recogniser run in ``OUT/<row>`` (resumable, see :mod:`training.train_recognizer`); a row
+whose run has finished is not trained again, and a row already measured (``ablation.json``) is not measured
+again, so rerunning the command after an interruption continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdk.bench import bench_recognizer
+from sdk.dataset import read_labels
+from sdk.evaluate import evaluate_rows
+from sdk.formats import ALPHABETS
+from sdk.image import read_image
+from sdk.recognizer import Recognizer
+from training.config import ConfigError, DataSource, TrainConfig, _build, _read_yaml, _source, parse_config
+
+DECODES = ("greedy", "beam+template")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    label: str
+    config: TrainConfig
+    decode: tuple[str, ...] = ("beam+template",)
+    table: bool = True
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    name: str
+    out: Path
+    calib: DataSource
+    eval: DataSource
+    rows: tuple[Row, ...]
+    grid: dict[str, Any] | None = None
+
+
+def load_ablation(path: str | Path) -> AblationConfig:
+    """Read and validate an ablation YAML file (every row's recogniser config is validated up front)."""
+    p = Path(path)
+    base = p.resolve().parent
+    d = _read_yaml(p)
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p} must hold a mapping")
+    if d.get("kind") != "ablation":
+        raise ConfigError(f"{p} is not an ablation config (it needs kind: ablation)")
+    for key in ("name", "out", "calib", "eval", "rows"):
+        if key not in d:
+            raise ConfigError(f"ablation config lacks {key!r}")
+    out = (base / d["out"]).resolve()
+    ev = _source(d["eval"], "eval", base)
+    rows, names = [], set()
+    for i, r in enumerate(d["rows"]):
+        r = _build(Row, {k: v for k, v in r.items() if k != "init"}, f"rows[{i}]") | {"init": r.get("init")}
+        if "name" not in r or "config" not in r or r["name"] in names:
+            raise ConfigError(f"rows[{i}] needs a unique name and a config")
+        decode = tuple(r.get("decode", ("beam+template",)))
+        if set(decode) - set(DECODES):
+            raise ConfigError(f"rows[{i}].decode: choose from {', '.join(DECODES)}")
+        rc = dict(r["config"]) | {"name": f"{d['name']}-{r['name']}", "eval": d["eval"]}
+        if r["init"] is not None:
+            if r["init"] not in names:
+                raise ConfigError(f"rows[{i}].init {r['init']!r} must name an earlier row")
+            rc["init"] = str(out / r["init"])
+        names.add(r["name"])
+        rows.append(Row(r["name"], r.get("label", r["name"]), parse_config(rc, base), decode, r.get("table", True)))
+    grid = d.get("grid")
+    if grid is not None:
+        grid = {
+            "synthetic": base / grid["synthetic"],
+            "real": base / grid["real"],
+            "gans": {k: base / v for k, v in grid.get("gans", {}).items()},
+        }
+    return AblationConfig(d["name"], out, _source(d["calib"], "calib", base), ev, tuple(rows), grid)
+
+
+def measure_row(cfg: AblationConfig, row: Row, run: Path) -> dict[str, Any]:
+    """Export ``run`` to int8 (``run/bundle``) and measure float and int8 for each of the row's decodings."""
+    from training.export import float_reader, quantize_run
+    from training.train_recognizer import load_trained
+
+    bundle, beam_metrics = quantize_run(
+        run, cfg.calib.path, run / "bundle", calib_split=cfg.calib.split, eval_dir=cfg.eval.path,
+        eval_split=cfg.eval.split, allow_drop=True,
+    )  # fmt: skip
+    rows = read_labels(cfg.eval.path, cfg.eval.split, cfg.eval.regions)
+    results = {"beam+template": {"float": beam_metrics["float"], "int8": beam_metrics["int8"]}}
+    if "greedy" in row.decode:
+        tc, model = load_trained(run, for_export=True)
+        rec = Recognizer(bundle, method="greedy")
+        results["greedy"] = {
+            "float": evaluate_rows(float_reader(model, ALPHABETS[tc.alphabet], tc.input_size, "greedy", False), rows),
+            "int8": evaluate_rows(lambda img, region: rec.recognize(img, None), rows),
+        }
+    bench = bench_recognizer(bundle, threads=(1,), warmup=20, runs=100, image=read_image(rows[0].path))
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    return {
+        "row": row.name,
+        "label": row.label,
+        "architecture": bundle.manifest.architecture,
+        "steps": history[-1]["step"] if history else 0,
+        "model_bytes": bench["model_bytes"],
+        "latency_ms_median": bench["results"][0]["latency_ms_median"],
+        "invoke_ms_median": bench["results"][0]["invoke_ms_median"],
+        "int8_drop_pp": beam_metrics["int8_drop_pp"],
+        "decode": {k: results[k] for k in row.decode},
+    }
+
+
+def _cell(m: dict[str, Any], region: str, key: str) -> str:
+    f = m["float"]["regions"].get(region, {}).get(key)
+    q = m["int8"]["regions"].get(region, {}).get(key)
+    return "–" if f is None or q is None else f"{f:.3f} / {q:.3f}"
+
+
+def markdown_table(results: list[dict[str, Any]], regions: tuple[str, ...]) -> str:
+    """One line per (row, decoding); cells are ``float / int8``."""
+    metrics = (("plate", "plate_accuracy"), ("char", "char_accuracy"), ("top-3", "top3_accuracy"))
+    metrics += (("LCR", "length_consistency"),)
+    head = ["method", "decode"] + [f"{r} {name}" for r in regions for name, _ in metrics] + ["bytes", "ms"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for res in results:
+        for dec, m in res["decode"].items():
+            cells = [res["label"], dec] + [_cell(m, r, key) for r in regions for _, key in metrics]
+            cells += [f"{res['model_bytes']:,}", f"{res['latency_ms_median']:.2f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_ablation(cfg: AblationConfig, only: tuple[str, ...] = (), verbose: bool = True) -> Path:
+    """Train and measure every row (or the rows named in ``only``); write ``table.md`` and ``results.json``."""
+    from training.train_recognizer import train
+
+    unknown = set(only) - {r.name for r in cfg.rows}
+    if unknown:
+        raise ConfigError(f"no row named {', '.join(sorted(unknown))} in {cfg.name}")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    for row in cfg.rows:
+        if only and row.name not in only:
+            continue
+        run = cfg.out / row.name
+        missing = [s.path for st in row.config.stages for s in st.data if not Path(s.path, "labels.csv").is_file()]
+        if missing:
+            print(f"skip {row.name}: data not made yet ({', '.join(sorted(set(missing)))}); see the config header")
+            continue
+        if not (run / "final.weights.h5").is_file():
+            t0 = time.perf_counter()
+            resume = (run / "state.json").is_file()
+            if verbose:
+                print(f"== {row.name}: {'resume' if resume else 'train'} -> {run}", flush=True)
+            train(None if resume else row.config, run, resume=resume, verbose=verbose)
+            (run / "train_seconds.txt").write_text(f"{time.perf_counter() - t0:.0f}\n")
+        if row.table and not (run / "ablation.json").is_file():
+            (run / "ablation.json").write_text(json.dumps(measure_row(cfg, row, run), indent=1))
+    return write_report(cfg)
+
+
+def write_report(cfg: AblationConfig) -> Path:
+    """``table.md`` and ``results.json`` from every measured row, and the GAN sample grid when its runs exist."""
+    results = [
+        json.loads((cfg.out / r.name / "ablation.json").read_text())
+        for r in cfg.rows
+        if (cfg.out / r.name / "ablation.json").is_file()
+    ]
+    (cfg.out / "results.json").write_text(json.dumps(results, indent=1))
+    table = cfg.out / "table.md"
+    table.write_text(f"# {cfg.name}\n\n" + markdown_table(results, tuple(cfg.eval.regions or ())))
+    g = cfg.grid
+    if g and all((p / "config.yaml").is_file() for p in g["gans"].values()):
+        from training.train_gan import sample_grid
+
+        sample_grid(g["synthetic"], g["gans"], g["real"], cfg.out / "samples_grid.png", regions=cfg.eval.regions)
+    return table
