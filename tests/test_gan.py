@@ -173,3 +173,8 @@ def test_sample_grid(cli_run, domains, tmp_path):
     png = sample_grid(synth, {"CycleGAN": cli_run, "CycleWGAN": cli_run}, real, tmp_path / "grid.png", n=4)
     img = cv2.imread(str(png))
     assert img is not None and img.shape[0] > 4 * SIZE[0] * 2  # four labelled rows at scale 2
+
+
+def test_quantize_refuses_a_gan_run_in_one_line(cli_run, domains, tmp_path):
+    result = CliRunner().invoke(main, ["quantize", str(cli_run), "--calib", str(domains[0]), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "is a gan run" in result.output, result.output

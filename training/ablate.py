@@ -32,6 +32,7 @@ class Row:
     config: TrainConfig
     decode: tuple[str, ...] = ("beam+template",)
     table: bool = True
+    init: str | None = None  # the row whose run starts this one
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def load_ablation(path: str | Path) -> AblationConfig:
     ev = _source(d["eval"], "eval", base)
     rows, names = [], set()
     for i, r in enumerate(d["rows"]):
-        r = _build(Row, {k: v for k, v in r.items() if k != "init"}, f"rows[{i}]") | {"init": r.get("init")}
+        r = _build(Row, r, f"rows[{i}]")
+        r.setdefault("init", None)
         if "name" not in r or "config" not in r or r["name"] in names:
             raise ConfigError(f"rows[{i}] needs a unique name and a config")
         decode = tuple(r.get("decode", ("beam+template",)))
@@ -72,7 +74,8 @@ def load_ablation(path: str | Path) -> AblationConfig:
                 raise ConfigError(f"rows[{i}].init {r['init']!r} must name an earlier row")
             rc["init"] = str(out / r["init"])
         names.add(r["name"])
-        rows.append(Row(r["name"], r.get("label", r["name"]), parse_config(rc, base), decode, r.get("table", True)))
+        label, table = r.get("label", r["name"]), r.get("table", True)
+        rows.append(Row(r["name"], label, parse_config(rc, base), decode, table, r["init"]))
     grid = d.get("grid")
     if grid is not None:
         grid = {
@@ -144,8 +147,11 @@ def run_ablation(cfg: AblationConfig, only: tuple[str, ...] = (), verbose: bool 
     if unknown:
         raise ConfigError(f"no row named {', '.join(sorted(unknown))} in {cfg.name}")
     cfg.out.mkdir(parents=True, exist_ok=True)
+    pending = {r.name for r in cfg.rows if (not only or r.name in only) and r.table}
+    pending -= {r.name for r in cfg.rows if (cfg.out / r.name / "ablation.json").is_file()}  # measured: done
+    needed = pending | {r.init for r in cfg.rows if r.name in pending and r.init}
     for row in cfg.rows:
-        if only and row.name not in only:
+        if row.name not in needed:
             continue
         run = cfg.out / row.name
         missing = [s.path for st in row.config.stages for s in st.data if not Path(s.path, "labels.csv").is_file()]
@@ -159,7 +165,7 @@ def run_ablation(cfg: AblationConfig, only: tuple[str, ...] = (), verbose: bool 
                 print(f"== {row.name}: {'resume' if resume else 'train'} -> {run}", flush=True)
             train(None if resume else row.config, run, resume=resume, verbose=verbose)
             (run / "train_seconds.txt").write_text(f"{time.perf_counter() - t0:.0f}\n")
-        if row.table and not (run / "ablation.json").is_file():
+        if row.table:
             (run / "ablation.json").write_text(json.dumps(measure_row(cfg, row, run), indent=1))
     return write_report(cfg)
 

@@ -66,10 +66,13 @@ def quantize_cmd(
     run, --calib and --eval are scenes folders.
     """
     need_training("tensorflow", "yaml")
-    from training.config import config_kind
+    from training.config import ConfigError, config_kind
 
+    kind = config_kind(run_dir)
+    if kind not in ("recognizer", "detector"):
+        raise ConfigError(f"{run_dir} is a {kind} run: only recogniser and detector runs export to bundles")
     args = dict(calib_split=calib_split, eval_dir=eval_dir, eval_split=eval_split, allow_drop=allow_drop)
-    if config_kind(run_dir) == "detector":
+    if kind == "detector":
         from training.export_detector import quantize_detector_run
 
         detector, metrics = quantize_detector_run(run_dir, calib, out, max_calib=min(max_calib, 200), **args)
