@@ -210,6 +210,7 @@ rows:
     label: pretrained + fine-tuned
     init: pre
     decode: [greedy, beam+template]
+    forms: [int8, dynamic]
     config: {{<<: *base, stages: [{{name: ft, steps: 4, data: [{{path: {data}}}]}}]}}
   - name: later
     config: {{<<: *base, stages: [{{name: x, steps: 4, data: [{{path: {missing}}}]}}]}}
@@ -223,13 +224,18 @@ def test_ablation_trains_measures_and_tabulates(tmp_path, synth_dir):
     assert res.exit_code == 0, res.output
     assert "skip later: data not made yet" in res.output
     table = (tmp_path / "out" / "table.md").read_text()
-    assert "| pretrained + fine-tuned | greedy |" in table and "| pretrained + fine-tuned | beam+template |" in table
+    for form in ("int8", "dynamic"):
+        for dec in ("greedy", "beam+template"):
+            assert f"| pretrained + fine-tuned | {form} | {dec} |" in table, table
     assert "| pre |" not in table  # table: false rows only feed others
     (result,) = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert result["model_bytes"] > 0 and result["latency_ms_median"] > 0
-    assert set(result["decode"]) == {"greedy", "beam+template"}
-    assert result["decode"]["greedy"]["int8"]["overall"]["n"] == 48
-    assert (tmp_path / "out" / "ft" / "bundle" / "model.tflite").is_file()
+    int8, dynamic = result["forms"]["int8"], result["forms"]["dynamic"]
+    assert int8["model_bytes"] > 0 and int8["latency_ms_median"] > 0 and not int8["float_islands"]
+    assert set(int8["decode"]) == {"greedy", "beam+template"}
+    assert int8["decode"]["greedy"]["int8"]["overall"]["n"] == 48
+    assert Recognizer(tmp_path / "out" / "ft" / "bundle").manifest.input.dtype == "int8"
+    assert Recognizer(tmp_path / "out" / "ft" / "bundle_dynamic").manifest.input.dtype == "float32"
+    assert dynamic["model_bytes"] != int8["model_bytes"]
     again = CliRunner().invoke(
         main, ["ablate", "--config", str(cfg)]
     )  # finished rows are neither retrained nor remeasured

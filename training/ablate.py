@@ -33,6 +33,7 @@ class Row:
     decode: tuple[str, ...] = ("beam+template",)
     table: bool = True
     init: str | None = None  # the row whose run starts this one
+    forms: tuple[str, ...] = ("int8",)  # quantisation forms measured (training.export.FORMS)
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,11 @@ def load_ablation(path: str | Path) -> AblationConfig:
                 raise ConfigError(f"rows[{i}].init {r['init']!r} must name an earlier row")
             rc["init"] = str(out / r["init"])
         names.add(r["name"])
+        forms = tuple(r.get("forms", ("int8",)))
+        if set(forms) - {"int8", "dynamic"}:
+            raise ConfigError(f"rows[{i}].forms: choose from int8, dynamic")
         label, table = r.get("label", r["name"]), r.get("table", True)
-        rows.append(Row(r["name"], label, parse_config(rc, base), decode, table, r["init"]))
+        rows.append(Row(r["name"], label, parse_config(rc, base), decode, table, r["init"], forms))
     grid = d.get("grid")
     if grid is not None:
         grid = {
@@ -86,14 +90,15 @@ def load_ablation(path: str | Path) -> AblationConfig:
     return AblationConfig(d["name"], out, _source(d["calib"], "calib", base), ev, tuple(rows), grid)
 
 
-def measure_row(cfg: AblationConfig, row: Row, run: Path) -> dict[str, Any]:
-    """Export ``run`` to int8 (``run/bundle``) and measure float and int8 for each of the row's decodings."""
+def measure_form(cfg: AblationConfig, row: Row, run: Path, form: str) -> dict[str, Any]:
+    """Export ``run`` in one quantisation ``form`` (into ``run/bundle`` or ``run/bundle_<form>``) and measure float
+    and quantised reads for each of the row's decodings, plus the bundle's size and latency."""
     from training.export import float_reader, quantize_run
     from training.train_recognizer import load_trained
 
     bundle, beam_metrics = quantize_run(
-        run, cfg.calib.path, run / "bundle", calib_split=cfg.calib.split, eval_dir=cfg.eval.path,
-        eval_split=cfg.eval.split, allow_drop=True,
+        run, cfg.calib.path, run / ("bundle" if form == "int8" else f"bundle_{form}"), calib_split=cfg.calib.split,
+        eval_dir=cfg.eval.path, eval_split=cfg.eval.split, allow_drop=True, form=form,
     )  # fmt: skip
     rows = read_labels(cfg.eval.path, cfg.eval.split, cfg.eval.regions)
     results = {"beam+template": {"float": beam_metrics["float"], "int8": beam_metrics["int8"]}}
@@ -105,17 +110,30 @@ def measure_row(cfg: AblationConfig, row: Row, run: Path) -> dict[str, Any]:
             "int8": evaluate_rows(lambda img, region: rec.recognize(img, None), rows),
         }
     bench = bench_recognizer(bundle, threads=(1,), warmup=20, runs=100, image=read_image(rows[0].path))
-    history = json.loads((run / "metrics.json").read_text())["history"]
+    ops = {op["op_name"] for op in Recognizer(bundle).interpreter._get_ops_details()}
     return {
-        "row": row.name,
-        "label": row.label,
-        "architecture": bundle.manifest.architecture,
-        "steps": history[-1]["step"] if history else 0,
         "model_bytes": bench["model_bytes"],
         "latency_ms_median": bench["results"][0]["latency_ms_median"],
         "invoke_ms_median": bench["results"][0]["invoke_ms_median"],
+        "float_islands": bool(form == "int8" and ops & {"QUANTIZE", "DEQUANTIZE"}),
         "int8_drop_pp": beam_metrics["int8_drop_pp"],
         "decode": {k: results[k] for k in row.decode},
+    }
+
+
+def measure_row(cfg: AblationConfig, row: Row, run: Path) -> dict[str, Any]:
+    """Every quantisation form of a trained row (see :func:`measure_form`)."""
+    from training.export import architecture_name
+
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    seconds = run / "train_seconds.txt"
+    return {
+        "row": row.name,
+        "label": row.label,
+        "architecture": architecture_name(row.config),
+        "steps": history[-1]["step"] if history else 0,
+        "train_seconds": int(seconds.read_text()) if seconds.is_file() else None,
+        "forms": {form: measure_form(cfg, row, run, form) for form in row.forms},
     }
 
 
@@ -126,16 +144,20 @@ def _cell(m: dict[str, Any], region: str, key: str) -> str:
 
 
 def markdown_table(results: list[dict[str, Any]], regions: tuple[str, ...]) -> str:
-    """One line per (row, decoding); cells are ``float / int8``."""
+    """One line per (row, quantisation form, decoding); cells are ``float / quantised``."""
     metrics = (("plate", "plate_accuracy"), ("char", "char_accuracy"), ("top-3", "top3_accuracy"))
     metrics += (("LCR", "length_consistency"),)
-    head = ["method", "decode"] + [f"{r} {name}" for r in regions for name, _ in metrics] + ["bytes", "ms"]
+    head = ["method", "form", "decode"] + [f"{r} {name}" for r in regions for name, _ in metrics]
+    head += ["bytes", "ms", "train min"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for res in results:
-        for dec, m in res["decode"].items():
-            cells = [res["label"], dec] + [_cell(m, r, key) for r in regions for _, key in metrics]
-            cells += [f"{res['model_bytes']:,}", f"{res['latency_ms_median']:.2f}"]
-            lines.append("| " + " | ".join(cells) + " |")
+        minutes = f"{res['train_seconds'] / 60:.0f}" if res.get("train_seconds") else "–"
+        for form, f in res["forms"].items():
+            for dec, m in f["decode"].items():
+                cells = [res["label"], form + (" (float islands)" if f["float_islands"] else ""), dec]
+                cells += [_cell(m, r, key) for r in regions for _, key in metrics]
+                cells += [f"{f['model_bytes']:,}", f"{f['latency_ms_median']:.2f}", minutes]
+                lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ from sdk.formats import ALPHABETS
 from sdk.image import plate_input, read_image
 from sdk.interpreter import make_interpreter
 from sdk.recognizer import Recognizer
+from training.config import TrainConfig
 from training.train_recognizer import load_trained
 
 MIN_CALIB = 100
@@ -49,6 +50,16 @@ def convert_int8(model: keras.Model, calib: np.ndarray) -> bytes:
     return conv.convert()
 
 
+def convert_dynamic(model: keras.Model) -> bytes:
+    """Dynamic-range TFLite: int8 weights, float activations, float input and output (no calibration)."""
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    return conv.convert()
+
+
+FORMS = ("int8", "dynamic")  # full-int8 (the default, what ships) or dynamic-range
+
+
 def _versions() -> dict[str, str]:
     def v(pkg: str) -> str:
         try:
@@ -66,6 +77,8 @@ def _versions() -> dict[str, str]:
 
 def _spec(d: dict[str, Any]) -> dict[str, Any]:
     scale, zp = d["quantization"]
+    if np.dtype(d["dtype"]) == np.float32:  # a float tensor (dynamic-range form): identity "quantisation"
+        scale, zp = 1.0, 0
     return {
         "shape": [int(s) for s in d["shape"]],
         "dtype": np.dtype(d["dtype"]).name,
@@ -109,6 +122,15 @@ def float_reader(
     return read
 
 
+def architecture_name(cfg: TrainConfig) -> str:
+    """The manifest's ``architecture``: e.g. ``lprnet-reduced-w0.75`` (``-stn`` with the transformer) or
+    ``lightcrnn-a0.5-h128``."""
+    m = cfg.model
+    if m.architecture == "lprnet":
+        return f"lprnet-{m.variant}-w{m.width:g}" + ("-stn" if m.stn else "")
+    return f"{m.architecture}-a{m.width:g}-h{m.hidden}"
+
+
 def quantize_run(
     run_dir: str | Path,
     calib_dir: str | Path,
@@ -118,12 +140,17 @@ def quantize_run(
     eval_split: Split = "test",
     allow_drop: bool = False,
     max_calib: int = 400,
+    form: str = "int8",
 ) -> tuple[Bundle, dict[str, Any]]:
     """Quantise ``run_dir``'s model, measure float vs int8 on the eval data, write the bundle to ``out_dir``.
 
     The eval data defaults to the run config's eval set. Raises :class:`QuantizeError` when int8 loses more than
-    2 pp of plate accuracy against float, unless ``allow_drop``.
+    2 pp of plate accuracy against float, unless ``allow_drop``. ``form``: ``int8`` (full integer, calibrated on
+    ``calib_dir``) or ``dynamic`` (dynamic-range: int8 weights, float activations and I/O; for the LSTM models,
+    whose int8 error sits in the recurrences); the metrics' ``int8`` entry is the quantised model either way.
     """
+    if form not in FORMS:
+        raise QuantizeError(f"quantisation form {form!r}: choose {' or '.join(FORMS)}")
     cfg, model = load_trained(run_dir, for_export=True)
     alphabet = ALPHABETS[cfg.alphabet]
     h, w = cfg.input_size
@@ -137,15 +164,12 @@ def quantize_run(
             f"only {len(calib_rows)} calibration images (< {MIN_CALIB}): int8 ranges may be poor", stacklevel=2
         )
     calib = np.stack([plate_input(read_image(r.path), h, w) for r in calib_rows]).astype(np.float32) / 255.0
-    tflite = convert_int8(model, calib)
+    tflite = convert_int8(model, calib) if form == "int8" else convert_dynamic(model)
 
-    m = cfg.model
-    architecture = (
-        f"{m.architecture}-{m.variant}-w{m.width:g}"
-        if m.architecture == "lprnet"
-        else f"{m.architecture}-a{m.width:g}-h{m.hidden}"
-    )
-    calibration = {"data": str(calib_dir), "split": calib_split, "n": len(calib_rows)}
+    architecture = architecture_name(cfg)
+    calibration = {"data": str(calib_dir), "split": calib_split, "n": len(calib_rows), "form": form}
+    if form == "dynamic":
+        calibration = {"form": form, "note": "dynamic-range: weights only, no activation calibration"}
     manifest = {
         **base_manifest(tflite, "recognizer", cfg.name, architecture, "NTC", calibration),
         "alphabet": alphabet,

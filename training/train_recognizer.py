@@ -1,7 +1,9 @@
 """Train a CTC recogniser through a curriculum of stages; resumable from the run folder's last checkpoint.
 
-A run folder holds ``config.yaml``, ``state.json`` (step and history), ``checkpoint/`` (weights + optimizer),
-``final.weights.h5``, ``metrics.json`` and ``curves.png``.
+A run folder holds ``config.yaml``, ``state.json`` (step and history), ``checkpoint/`` (weights + optimizer, and
+the glyph decoder's weights when ``glyph_weight`` > 0), ``final.weights.h5`` (the recogniser alone: the glyph
+decoder is not part of it), ``metrics.json`` and ``curves.png``. ``init: RUN_DIR`` starts a new run from another
+run's weights; ``model.stn`` runs switch the spatial transformer on at step ``model.stn_warmup``.
 """
 
 from __future__ import annotations

@@ -47,6 +47,13 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option(
     "--max-calib", type=click.IntRange(min=1), default=400, show_default=True, help="Calibration images used at most."
 )
+@click.option(
+    "--form",
+    type=click.Choice(["int8", "dynamic"]),
+    default="int8",
+    show_default=True,
+    help="int8: full integer (ships); dynamic: int8 weights with float activations (recognisers only).",
+)
 @json_option
 def quantize_cmd(
     run_dir: Path,
@@ -57,9 +64,10 @@ def quantize_cmd(
     eval_split: str,
     allow_drop: bool,
     max_calib: int,
+    form: str,
     as_json: bool,
 ) -> None:
-    """Export a trained run to a full-int8 bundle.
+    """Export a trained run to a full-int8 bundle (or a dynamic-range one: --form dynamic).
 
     Quantises RUN_DIR's recogniser (or both detector stages), compares float and int8 accuracy (plate accuracy,
     or detection AP) on real data and writes the bundle to --out (needs the training extra). For a detector
@@ -73,6 +81,8 @@ def quantize_cmd(
         raise ConfigError(f"{run_dir} is a {kind} run: only recogniser and detector runs export to bundles")
     args = dict(calib_split=calib_split, eval_dir=eval_dir, eval_split=eval_split, allow_drop=allow_drop)
     if kind == "detector":
+        if form != "int8":
+            raise ConfigError("detector bundles are full int8 only (--form int8)")
         from training.export_detector import quantize_detector_run
 
         detector, metrics = quantize_detector_run(run_dir, calib, out, max_calib=min(max_calib, 200), **args)
@@ -87,7 +97,7 @@ def quantize_cmd(
         return
     from training.export import quantize_run
 
-    bundle, metrics = quantize_run(run_dir, calib, out, max_calib=max_calib, **args)
+    bundle, metrics = quantize_run(run_dir, calib, out, max_calib=max_calib, form=form, **args)
     if as_json:
         echo_json({"bundle": str(bundle.source), "model_bytes": len(bundle.model), "metrics": metrics})
         return
