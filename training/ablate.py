@@ -109,16 +109,38 @@ def measure_form(cfg: AblationConfig, row: Row, run: Path, form: str) -> dict[st
             "float": evaluate_rows(float_reader(model, ALPHABETS[tc.alphabet], tc.input_size, "greedy", False), rows),
             "int8": evaluate_rows(lambda img, region: rec.recognize(img, None), rows),
         }
-    bench = bench_recognizer(bundle, threads=(1,), warmup=20, runs=100, image=read_image(rows[0].path))
     ops = {op["op_name"] for op in Recognizer(bundle).interpreter._get_ops_details()}
     return {
-        "model_bytes": bench["model_bytes"],
-        "latency_ms_median": bench["results"][0]["latency_ms_median"],
-        "invoke_ms_median": bench["results"][0]["invoke_ms_median"],
+        **_bench(bundle, rows[0].path),
         "float_islands": bool(form == "int8" and ops & {"QUANTIZE", "DEQUANTIZE"}),
         "int8_drop_pp": beam_metrics["int8_drop_pp"],
         "decode": {k: results[k] for k in row.decode},
     }
+
+
+def _bench(bundle: Any, image: str | Path) -> dict[str, Any]:
+    """Size and 1-thread latency (median of 100 ``recognize()`` calls after 20 warm-up calls on a real crop)."""
+    b = bench_recognizer(bundle, threads=(1,), warmup=20, runs=100, image=read_image(image))
+    return {
+        "model_bytes": b["model_bytes"],
+        "latency_ms_median": b["results"][0]["latency_ms_median"],
+        "invoke_ms_median": b["results"][0]["invoke_ms_median"],
+    }
+
+
+def rebench(cfg: AblationConfig) -> Path:
+    """Time every measured row's bundles again (latency taken while other trainings ran is not worth much: run
+    this on an idle machine) and rewrite the report."""
+    image = read_labels(cfg.eval.path, cfg.eval.split, cfg.eval.regions)[0].path
+    for row in cfg.rows:
+        path = cfg.out / row.name / "ablation.json"
+        if not path.is_file():
+            continue
+        res = json.loads(path.read_text())
+        for form, f in res["forms"].items():
+            f.update(_bench(cfg.out / row.name / ("bundle" if form == "int8" else f"bundle_{form}"), image))
+        path.write_text(json.dumps(res, indent=1))
+    return write_report(cfg)
 
 
 def measure_row(cfg: AblationConfig, row: Row, run: Path) -> dict[str, Any]:

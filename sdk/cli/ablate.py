@@ -19,16 +19,20 @@ from sdk.cli._common import need_training
 )
 @click.option("--row", "rows", multiple=True, help="Only this row (repeatable).  [default: every row]")
 @click.option("--report-only", is_flag=True, help="Only rewrite table.md from the rows measured so far.")
-def ablate_cmd(config: Path, rows: tuple[str, ...], report_only: bool) -> None:
+@click.option("--rebench", is_flag=True, help="Time the measured rows' bundles again (on an idle machine).")
+def ablate_cmd(config: Path, rows: tuple[str, ...], report_only: bool, rebench: bool) -> None:
     """Run an ablation: each row is a recogniser run, exported to int8 and measured float vs int8 per region.
 
     Resumable: finished rows are kept, an interrupted row continues from its checkpoint. Writes table.md,
     results.json and the GAN sample grid into the config's output folder.
     """
     need_training("tensorflow", "yaml")
-    from training.ablate import load_ablation, run_ablation, write_report
+    from training import ablate
 
-    cfg = load_ablation(config)
-    table = write_report(cfg) if report_only else run_ablation(cfg, rows)
+    cfg = ablate.load_ablation(config)
+    if rebench:
+        table = ablate.rebench(cfg)
+    else:
+        table = ablate.write_report(cfg) if report_only else ablate.run_ablation(cfg, rows)
     click.echo(table.read_text(encoding="utf-8"))
     click.echo(f"table: {table}")
