@@ -4,7 +4,7 @@ Cost does not depend on training, so each model is built fresh, calibrated on re
 samples when ``../shared/data`` is absent), exported through the same ``quantize_run`` as a trained run and
 timed with ``lpr-sdk bench``'s benchmark (1 thread, median after warm-up). Accuracy lives in the ablation table.
 
-    python benchmarks/recognizer_costs.py [--calib ../shared/data/crops] [--json]
+    python benchmarks/recognizer_costs.py [--calib ../shared/data/crops] [--only LightCRNN] [--json]
 """
 
 from __future__ import annotations
@@ -66,10 +66,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default = REPO.parent / "shared" / "data" / "crops"
     ap.add_argument("--calib", type=Path, default=default if default.is_dir() else REPO / "samples" / "latin")
+    ap.add_argument("--only", default="", help="only the models whose label contains this (e.g. LightCRNN)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(label, m, a.calib, Path(tmp)) for label, m in MODELS]
+        rows = [measure(label, m, a.calib, Path(tmp)) for label, m in MODELS if a.only in label]
     if a.json:
         print(json.dumps(rows, indent=1))
         return
