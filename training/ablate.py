@@ -90,6 +90,10 @@ def load_ablation(path: str | Path) -> AblationConfig:
     return AblationConfig(d["name"], out, _source(d["calib"], "calib", base), ev, tuple(rows), grid)
 
 
+def _bundle_dir(run: Path, form: str) -> Path:
+    return run / ("bundle" if form == "int8" else f"bundle_{form}")
+
+
 def measure_form(cfg: AblationConfig, row: Row, run: Path, form: str) -> dict[str, Any]:
     """Export ``run`` in one quantisation ``form`` (into ``run/bundle`` or ``run/bundle_<form>``) and measure float
     and quantised reads for each of the row's decodings, plus the bundle's size and latency."""
@@ -97,7 +101,7 @@ def measure_form(cfg: AblationConfig, row: Row, run: Path, form: str) -> dict[st
     from training.train_recognizer import load_trained
 
     bundle, beam_metrics = quantize_run(
-        run, cfg.calib.path, run / ("bundle" if form == "int8" else f"bundle_{form}"), calib_split=cfg.calib.split,
+        run, cfg.calib.path, _bundle_dir(run, form), calib_split=cfg.calib.split,
         eval_dir=cfg.eval.path, eval_split=cfg.eval.split, allow_drop=True, form=form,
     )  # fmt: skip
     rows = read_labels(cfg.eval.path, cfg.eval.split, cfg.eval.regions)
@@ -138,7 +142,7 @@ def rebench(cfg: AblationConfig) -> Path:
             continue
         res = json.loads(path.read_text())
         for form, f in res["forms"].items():
-            f.update(_bench(cfg.out / row.name / ("bundle" if form == "int8" else f"bundle_{form}"), image))
+            f.update(_bench(_bundle_dir(cfg.out / row.name, form), image))
         path.write_text(json.dumps(res, indent=1))
     return write_report(cfg)
 

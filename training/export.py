@@ -154,22 +154,23 @@ def quantize_run(
     cfg, model = load_trained(run_dir, for_export=True)
     alphabet = ALPHABETS[cfg.alphabet]
     h, w = cfg.input_size
-    calib_rows = read_labels(calib_dir, calib_split, cfg.regions)
-    rng = np.random.default_rng(0)
-    calib_rows = [calib_rows[i] for i in rng.permutation(len(calib_rows))[:max_calib]]
-    if not calib_rows:
-        raise QuantizeError(f"{calib_dir} has no images of regions {', '.join(cfg.regions)} to calibrate on")
-    if len(calib_rows) < MIN_CALIB:
-        warnings.warn(
-            f"only {len(calib_rows)} calibration images (< {MIN_CALIB}): int8 ranges may be poor", stacklevel=2
-        )
-    calib = np.stack([plate_input(read_image(r.path), h, w) for r in calib_rows]).astype(np.float32) / 255.0
-    tflite = convert_int8(model, calib) if form == "int8" else convert_dynamic(model)
-
+    if form == "dynamic":  # weights only: nothing to calibrate
+        tflite = convert_dynamic(model)
+        calibration: dict[str, Any] = {"form": form, "note": "dynamic-range: weights only, no activation calibration"}
+    else:
+        calib_rows = read_labels(calib_dir, calib_split, cfg.regions)
+        rng = np.random.default_rng(0)
+        calib_rows = [calib_rows[i] for i in rng.permutation(len(calib_rows))[:max_calib]]
+        if not calib_rows:
+            raise QuantizeError(f"{calib_dir} has no images of regions {', '.join(cfg.regions)} to calibrate on")
+        if len(calib_rows) < MIN_CALIB:
+            warnings.warn(
+                f"only {len(calib_rows)} calibration images (< {MIN_CALIB}): int8 ranges may be poor", stacklevel=2
+            )
+        calib = np.stack([plate_input(read_image(r.path), h, w) for r in calib_rows]).astype(np.float32) / 255.0
+        tflite = convert_int8(model, calib)
+        calibration = {"data": str(calib_dir), "split": calib_split, "n": len(calib_rows), "form": form}
     architecture = architecture_name(cfg)
-    calibration = {"data": str(calib_dir), "split": calib_split, "n": len(calib_rows), "form": form}
-    if form == "dynamic":
-        calibration = {"form": form, "note": "dynamic-range: weights only, no activation calibration"}
     manifest = {
         **base_manifest(tflite, "recognizer", cfg.name, architecture, "NTC", calibration),
         "alphabet": alphabet,

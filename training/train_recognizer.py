@@ -183,6 +183,8 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
         opt.apply_gradients(zip(grads, glyph.trainable_variables, strict=True))
         return loss
 
+    if cfg.model.stn:  # identity during the warm-up (a resumed run may already be past it)
+        set_stn_gate(model, state["step"] >= cfg.model.stn_warmup)
     start = 0
     for stage in cfg.stages:
         end = start + stage.steps
@@ -206,8 +208,8 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
             local = state["step"] - start
             lr = _lr_at(local, stage.steps, stage.lr)
             opt.learning_rate.assign(lr)
-            if cfg.model.stn:  # the spatial transformer stays identity during its warm-up
-                set_stn_gate(model, state["step"] >= cfg.model.stn_warmup)
+            if cfg.model.stn and state["step"] == cfg.model.stn_warmup:
+                set_stn_gate(model, True)  # the warm-up is over: the transformer starts warping
             batch = next(it)
             losses.append(float(train_step(*batch[:3])))
             if glyph is not None:
@@ -230,8 +232,6 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
                 _save_checkpoint(run, models, opt, state)
             bar.update(local + 1, shown)
         start = end
-    if cfg.model.stn:
-        set_stn_gate(model, state["step"] >= cfg.model.stn_warmup)
     model.save_weights(run / "final.weights.h5")
     metrics = {"steps": state["step"], "history": state["history"]}
     if eval_arrays is not None:
