@@ -27,30 +27,70 @@ def _smooth_image(h: int = 24, w: int = 94) -> np.ndarray:
 
 
 def test_sampler_identity_and_shift_are_exact():
-    from training.models.stn import IDENTITY, SeparableAffineSampler
+    from training.models.stn import SeparableAffineSampler
 
     img = np.random.default_rng(0).random((2, 24, 94, 3)).astype(np.float32)
     sampler = SeparableAffineSampler()
-    np.testing.assert_allclose(np.asarray(sampler(img, np.stack([IDENTITY] * 2))), img, atol=1e-5)
-    shift = IDENTITY.copy()
+    np.testing.assert_allclose(np.asarray(sampler(img, np.zeros((2, 6), np.float32))), img, atol=1e-5)
+    shift = np.zeros(6, np.float32)
     shift[2] = 2 * 2 / 93  # two pixels to the right, in [-1, 1] units
     out = np.asarray(sampler(img, np.stack([shift] * 2)))
     np.testing.assert_allclose(out[:, :, :-2], img[:, :, 2:], atol=1e-5)
 
 
+WARP = (-0.1, 0.1, 0.05, -0.08, 0.1, 0.02)  # offsets from the identity: a0, a1, a2, b0, b1, b2
+
+
 def test_two_pass_sampler_matches_a_direct_affine_warp():
-    """The two passes compose to x = (a0 + a1 b0) u + a1 b1 v + (a1 b2 + a2), y = b0 u + b1 v + b2."""
+    """The two passes compose to x = (a0 + a1 b0) u + a1 b1 v + (a1 b2 + a2), y = b0 u + b1 v + b2 (with a0, b1
+    counted from 1)."""
     from training.models.stn import SeparableAffineSampler
 
     h, w = 24, 94
-    a0, a1, a2, b0, b1, b2 = 0.9, 0.1, 0.05, -0.08, 1.1, 0.02
+    a0, a1, a2, b0, b1, b2 = np.array(WARP) + [1, 0, 0, 0, 1, 0]
     img = _smooth_image(h, w)
-    out = np.asarray(SeparableAffineSampler()(img, np.array([[a0, a1, a2, b0, b1, b2]], np.float32)))[0]
+    out = np.asarray(SeparableAffineSampler()(img, np.array([WARP], np.float32)))[0]
     norm = np.array([[2 / (w - 1), 0, -1], [0, 2 / (h - 1), -1], [0, 0, 1]])
     m = np.array([[a0 + a1 * b0, a1 * b1, a1 * b2 + a2], [b0, b1, b2], [0, 0, 1]])
     pixel_map = (np.linalg.inv(norm) @ m @ norm)[:2]
     ref = cv2.warpAffine(img[0], pixel_map, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     assert np.abs(out - ref)[3:-3, 3:-3].max() < 0.01
+
+
+def test_sampler_keeps_its_accuracy_in_full_int8():
+    """The int8 sampler warps like the float one: within a few int8 steps of the image's range, not columns lost.
+    (Run through the SDK's interpreter: TF 2.21's own tf.lite XNNPACK ignores this BATCH_MATMUL's rhs zero point.)"""
+    import keras
+    import tensorflow as tf
+
+    from sdk.interpreter import make_interpreter
+    from training.models.stn import SeparableAffineSampler
+
+    h, w = 32, 128
+    rng = np.random.default_rng(1)
+    imgs = np.clip(_smooth_image(h, w) * 0.3 + 0.5 + rng.normal(0, 0.05, (8, h, w, 3)), 0, 1).astype(np.float32)
+    deltas = (np.array(WARP) * rng.uniform(-1.5, 1.5, (8, 6))).astype(np.float32)
+    image_in = keras.Input((h, w, 3), batch_size=1, name="image")
+    delta_in = keras.Input((6,), batch_size=1, name="delta")
+    model = keras.Model([image_in, delta_in], SeparableAffineSampler()(image_in, delta_in))
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ({"image": imgs[i : i + 1], "delta": deltas[i : i + 1]} for i in range(8))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    interp, _ = make_interpreter(conv.convert())
+    out = interp.get_output_details()[0]
+    errors = []
+    for i in range(8):
+        for d in interp.get_input_details():
+            x = (imgs if len(d["shape"]) == 4 else deltas)[i : i + 1]
+            scale, zero = d["quantization"]
+            interp.set_tensor(d["index"], np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8))
+        interp.invoke()
+        scale, zero = out["quantization"]
+        q = (interp.get_tensor(out["index"]).astype(np.float32) - zero) * scale
+        errors.append(np.abs(q - np.asarray(model([imgs[i : i + 1], deltas[i : i + 1]]))).mean())
+    assert np.mean(errors) < 0.02, errors  # ~5 int8 steps of a [0, 1] image; the old sampler was off by ~0.19
 
 
 def test_stn_gate_holds_the_identity_during_warm_up():

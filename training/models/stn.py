@@ -3,17 +3,19 @@
 A small localisation net looks at the crop and predicts an affine warp; a sampler resamples the crop with it, so
 the recogniser sees a straightened plate. The usual bilinear sampler gathers pixels at computed indices (FLOOR,
 CAST, GATHER_ND: float ops with no int8 kernels). Here the affine warp is done in two separable passes, each a
-batched matrix product with "hat" interpolation weights ``relu(1 - |position - pixel|)`` (bilinear sampling
-written as plain SUB/ABS/RELU/BATCH_MATMUL, all int8 builtins):
+batched matrix product with "hat" (bilinear) interpolation weights built from ADD, SUB and clips only (see
+``_hat``), all int8 builtins:
 
 1. horizontal: for every source row ``ys``, output column ``u`` samples source column
-   ``xs = a0 * u + a1 * ys + a2``;
-2. vertical: output pixel ``(v, u)`` samples that intermediate at source row ``ys = b0 * u + b1 * v + b2``.
+   ``xs = (1 + a0) * u + a1 * ys + a2``;
+2. vertical: output pixel ``(v, u)`` samples that intermediate at source row ``ys = b0 * u + (1 + b1) * v + b2``.
 
 Every affine map with a non-zero vertical scale factors this way (Catmull-Smith two-pass warp), so the six
-parameters cover the same warps as the seed's 2x3 matrix. Coordinates are normalised to [-1, 1]. The last layer
-starts at zero (identity warp), and a non-trainable ``gate`` keeps the warp off (identity) until training switches
-it on after a warm-up (``model.stn_warmup`` steps).
+parameters (offsets from the identity, coordinates normalised to [-1, 1]) cover the same warps as the seed's 2x3
+matrix. Positions are never held as absolute pixel coordinates, whose int8 step (~1 px over a 128 px row) would
+wreck the weights: only the small offsets and exact integer constants meet in one fused ADD + clip. The last layer
+starts at zero (identity warp), and a non-trainable ``gate`` keeps the warp off until training switches it on
+after a warm-up (``model.stn_warmup`` steps).
 """
 
 from __future__ import annotations
@@ -22,41 +24,59 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-IDENTITY = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], np.float32)  # a0, a1, a2, b0, b1, b2
-
 
 class WarpGate(layers.Layer):
-    """``identity + gate * delta``: the warp parameters, held at identity while ``gate`` is 0 (warm-up)."""
+    """``gate * delta``: the warp's offset from the identity, held at zero while ``gate`` is 0 (warm-up)."""
 
     def build(self, input_shape):
         self.gate = self.add_weight(name="gate", shape=(), initializer="zeros", trainable=False)
 
     def call(self, delta):
-        return ops.convert_to_tensor(IDENTITY) + self.gate * delta
+        return self.gate * delta
+
+
+def _offsets(n: int) -> np.ndarray:
+    """``[2 (out - src) + 1 | 2 (out - src) - 1]`` for ``out, src in range(n)``: shape (1, 1, n, 2n), integers.
+
+    Clipped to [-127, 127] (entries that far from a sample only need to stay saturated) and one far entry set so
+    that the range is exactly 255 wide: int8 then stores the constant with scale 1, every integer exact.
+    """
+    k = 2.0 * (np.arange(n, dtype=np.float32)[:, None] - np.arange(n, dtype=np.float32)[None, :])
+    c = np.clip(np.concatenate([k + 1.0, k - 1.0], axis=1), -127.0, 127.0)
+    c[0, n - 1] = c.max() - 255.0
+    return c.reshape(1, 1, n, 2 * n)
+
+
+def _hat(shift, n: int):
+    """Twice the bilinear weights, ``clip(2 d + 1) - clip(2 d - 1)`` with ``d = out + shift - src`` (pixels) and
+    ``shift`` given in half pixels. Both clips are halves of one tensor (the clip fuses into the ADD as
+    RELU_N1_TO_1), so they share one quantisation and cancel exactly wherever both saturate."""
+    c = ops.clip(shift + ops.convert_to_tensor(_offsets(n)), -1.0, 1.0)
+    return c[..., :n] - c[..., n:]
 
 
 class SeparableAffineSampler(layers.Layer):
-    """Resample ``image`` (N, H, W, C) with warp parameters ``theta`` (N, 6) in two separable passes."""
+    """Resample ``image`` (N, H, W, C) with the warp's offset from the identity ``delta`` (N, 6) in two passes."""
 
-    def call(self, image, theta):
+    def call(self, image, delta):
         h, w = image.shape[1], image.shape[2]
+        # to half pixels up front (a vector constant: a scalar MUL here made the converter quantise its input on
+        # its output's coarse scale)
+        half_px = np.array([w - 1] * 3 + [h - 1] * 3, np.float32).reshape(1, 6)
+        delta = delta * ops.convert_to_tensor(half_px)
+        t = [ops.reshape(delta[:, i], (-1, 1, 1, 1)) for i in range(6)]
         lin_x = np.linspace(-1.0, 1.0, w, dtype=np.float32)
         lin_y = np.linspace(-1.0, 1.0, h, dtype=np.float32)
-        pix_x = np.arange(w, dtype=np.float32)
-        pix_y = np.arange(h, dtype=np.float32)
-        t = [ops.reshape(theta[:, i], (-1, 1, 1, 1)) for i in range(6)]
-        # pass 1: xs(ys, u) in pixels -> weights (N, H, Wout, W) over source columns
+        # pass 1: output column u samples source column u + shift(ys, u): weights (N, H, Wout, W)
         u = ops.convert_to_tensor(lin_x.reshape(1, 1, w, 1))
         ys = ops.convert_to_tensor(lin_y.reshape(1, h, 1, 1))
-        xs = (t[0] * u + t[1] * ys + t[2] + 1.0) * (0.5 * (w - 1))
-        wx = ops.relu(1.0 - ops.abs(xs - ops.convert_to_tensor(pix_x.reshape(1, 1, 1, w))))
-        rows = ops.matmul(wx, image)  # (N, H, Wout, W) @ (N, H, W, C) -> (N, H, Wout, C)
-        # pass 2: ys(v, u) in pixels -> weights (N, Wout, Hout, H) over source rows
+        wx = _hat(t[0] * u + t[1] * ys + t[2], w)
+        rows = ops.matmul(wx, image) * 0.5  # (N, H, Wout, W) @ (N, H, W, C) -> (N, H, Wout, C)
+        # pass 2: output row v samples that intermediate at row v + shift(u, v): weights (N, Wout, Hout, H)
         u2 = ops.convert_to_tensor(lin_x.reshape(1, w, 1, 1))
         v = ops.convert_to_tensor(lin_y.reshape(1, 1, h, 1))
-        yp = (t[3] * u2 + t[4] * v + t[5] + 1.0) * (0.5 * (h - 1))
-        wy = ops.relu(1.0 - ops.abs(yp - ops.convert_to_tensor(pix_y.reshape(1, 1, 1, h))))
-        cols = ops.matmul(wy, ops.transpose(rows, (0, 2, 1, 3)))  # (N, Wout, Hout, H) @ (N, Wout, H, C)
+        wy = _hat(t[3] * u2 + t[4] * v + t[5], h)
+        cols = ops.matmul(wy, ops.transpose(rows, (0, 2, 1, 3))) * 0.5  # (N, Wout, Hout, H) @ (N, Wout, H, C)
         return ops.transpose(cols, (0, 2, 1, 3))
 
 
