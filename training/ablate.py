@@ -189,7 +189,7 @@ def markdown_table(results: list[dict[str, Any]], regions: tuple[str, ...]) -> s
 
 def run_ablation(cfg: AblationConfig, only: tuple[str, ...] = (), verbose: bool = True) -> Path:
     """Train and measure every row (or the rows named in ``only``); write ``table.md`` and ``results.json``."""
-    from training.train_recognizer import train
+    from training.train_recognizer import CKPT, train
 
     unknown = set(only) - {r.name for r in cfg.rows}
     if unknown:
@@ -208,7 +208,8 @@ def run_ablation(cfg: AblationConfig, only: tuple[str, ...] = (), verbose: bool 
             continue
         if not (run / "final.weights.h5").is_file():
             t0 = time.perf_counter()
-            resume = (run / "state.json").is_file()
+            # a checkpoint to go on from (a fresh clone keeps the committed records but not the weights)
+            resume = (run / CKPT / "optimizer.npz").is_file()
             if verbose:
                 print(f"== {row.name}: {'resume' if resume else 'train'} -> {run}", flush=True)
             train(None if resume else row.config, run, resume=resume, verbose=verbose)
