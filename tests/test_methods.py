@@ -5,6 +5,7 @@ ablation runner end to end through the CLI."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -280,6 +281,15 @@ def test_ablation_trains_measures_and_tabulates(tmp_path, synth_dir):
         main, ["ablate", "--config", str(cfg)]
     )  # finished rows are neither retrained nor remeasured
     assert again.exit_code == 0 and "== " not in again.output
+    # a fresh clone: the records are committed, the weights, checkpoints and bundles are not
+    for row in ("pre", "ft"):
+        for junk in ("checkpoint", "bundle", "bundle_dynamic"):
+            shutil.rmtree(tmp_path / "out" / row / junk, ignore_errors=True)
+        (tmp_path / "out" / row / "final.weights.h5").unlink()
+    (tmp_path / "out" / "ft" / "ablation.json").unlink()
+    clone = CliRunner().invoke(main, ["ablate", "--config", str(cfg)])
+    assert clone.exit_code == 0, clone.output
+    assert "== pre: train" in clone.output and "== ft: train" in clone.output  # not "resume" from nothing
 
 
 def test_ablation_config_errors(tmp_path, synth_dir):
