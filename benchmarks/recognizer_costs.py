@@ -10,7 +10,9 @@ timed with ``lpr-sdk bench``'s benchmark (1 thread, median after warm-up). Accur
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -69,7 +71,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="only the models whose label contains this (e.g. LightCRNN)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    # the converter's chatter ("Saved artifact at ...") goes to stderr, so stdout is only the table or the JSON
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
         rows = [measure(label, m, a.calib, Path(tmp)) for label, m in MODELS if a.only in label]
     if a.json:
         print(json.dumps(rows, indent=1))
