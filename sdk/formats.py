@@ -78,7 +78,13 @@ _BLUE_CN = (18, 60, 170)
 _YELLOW = (230, 190, 30)
 
 FORMATS: tuple[PlateFormat, ...] = (
-    PlateFormat("cn_blue", "cn", rf"{_P}{_L_CN}{_CN_TAIL}", ("PL·AAAAA",), ((_BLUE_CN, _WHITE), (_YELLOW, _BLACK))),
+    PlateFormat(
+        "cn_blue",  # the "blue" formats include the yellow plates; blue (in three shades) is by far the most common
+        "cn",
+        rf"{_P}{_L_CN}{_CN_TAIL}",
+        ("PL·AAAAA",),
+        ((_BLUE_CN, _WHITE), ((28, 86, 210), _WHITE), ((45, 110, 235), _WHITE), (_YELLOW, _BLACK)),
+    ),
     PlateFormat(
         "cn_green",
         "cn",

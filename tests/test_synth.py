@@ -32,3 +32,29 @@ def test_render_dataset_writes_labels_csv(synth_dir):
     rows = read_labels(synth_dir)
     assert len(rows) == 48
     assert all(r.path.is_file() and r.region == "cn" and match_format(r.text, "cn") for r in rows)
+
+
+@pytest.mark.parametrize("pitch", [False, True])
+def test_fixed_pitch_squeezes_wide_glyphs_to_the_cell(pitch):
+    import cv2
+    from PIL import Image, ImageDraw
+
+    from training.synth.plates import LATIN_FONTS, _draw_text_fit
+
+    img = Image.new("L", (1000, 100), 0)
+    _draw_text_fit(ImageDraw.Draw(img), (0, 10, 1000, 90), "1W1W1", LATIN_FONTS[0], 255, random.Random(0), pitch=pitch)
+    n, _, stats, _ = cv2.connectedComponentsWithStats((np.asarray(img) > 127).astype(np.uint8))
+    widths = [int(w) for _, _, w, _, _ in sorted(stats[1:].tolist())]  # left to right
+    assert n - 1 == 5
+    one, w = widths[0], widths[1]
+    if pitch:  # the cell is the median glyph width (a "1"'s box); the W is squeezed into it
+        assert w <= _cell_of("1", LATIN_FONTS[0], 80) + 1
+    else:
+        assert w > 2 * one
+
+
+def _cell_of(ch: str, font_name: str, size: int) -> int:
+    from training.synth.plates import _font
+
+    b = _font(font_name, size).getbbox(ch)
+    return b[2] - b[0]
