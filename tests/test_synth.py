@@ -58,3 +58,21 @@ def _cell_of(ch: str, font_name: str, size: int) -> int:
 
     b = _font(font_name, size).getbbox(ch)
     return b[2] - b[0]
+
+
+def test_dull_look_lowers_saturation_and_contrast():
+    import cv2
+
+    from training.synth.plates import degrade
+
+    img = np.zeros((60, 200, 3), np.uint8)
+    img[:, ::20] = (255, 255, 255)
+    img[:, 10::20] = (230, 20, 20)  # saturated red and white stripes
+
+    def look(dull: bool) -> tuple[float, float]:
+        outs = [degrade(img, random.Random(i), 200, 60, min_scale=1.0, dull=dull) for i in range(30)]
+        sat = np.mean([cv2.cvtColor(o, cv2.COLOR_RGB2HSV)[..., 1].mean() for o in outs])
+        return float(sat), float(np.mean([o.std() for o in outs]))
+
+    (sat, contrast), (dull_sat, dull_contrast) = look(False), look(True)
+    assert dull_sat < 0.7 * sat and dull_contrast < 0.8 * contrast

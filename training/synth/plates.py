@@ -31,8 +31,11 @@ LATIN_FONTS = (
 PLATE_SIZE = {"cn": (440, 140), "us": (360, 180), "br": (400, 130), "eu": (520, 112)}
 # Output crop size (w, h) ranges per region: roughly what a detector hands the recogniser.
 OUT_WIDTH = {"cn": (94, 160), "us": (90, 320), "br": (120, 230), "eu": (110, 260)}
-# How often the main text is set in fixed-pitch cells, as plate fonts do (cn, br, most EU); US fonts vary.
-FIXED_PITCH = {"cn": 0.8, "us": 0.3, "br": 0.8, "eu": 0.6}
+# How often the main text is set in fixed-pitch cells, as plate fonts do. Only cn uses it: on latin plates it
+# did not help synthetic-only training read real crops (configs/experiments/synth_latin_*.yaml).
+FIXED_PITCH = {"cn": 0.8, "us": 0.0, "br": 0.0, "eu": 0.0}
+# How often a region's crops get the washed-out, low-contrast look of the real br crops (degrade's ``dull``).
+DULL = {"cn": 0.0, "us": 0.0, "br": 0.6, "eu": 0.0}
 # How often each format of a region is drawn.
 FORMAT_WEIGHTS = {"cn_blue": 0.8, "cn_green": 0.2, "br_old": 0.75, "br_mercosul": 0.25}
 WORDS = (
@@ -113,26 +116,30 @@ def _draw_text_fit(
     h = y1 - y0
     glyphs = []
     for i, ch in enumerate(text):
-        font = _font(CJK_FONT if (cjk_first and i == 0) else font_name, h)
-        if ch.strip():
-            b = font.getbbox(ch)
-            glyph = Image.new("L", (max(1, b[2] - b[0]), h), 0)
-            ImageDraw.Draw(glyph).text((-b[0], (h - (b[3] - b[1])) / 2 - b[1]), ch, font=font, fill=255)
-        else:
-            glyph = Image.new("L", (h // 3, h), 0)
-        glyphs.append((ch, glyph))
-    cell = int(np.median([g.width for ch, g in glyphs if ch.isalnum()] or [1]))
+        name = CJK_FONT if (cjk_first and i == 0) else font_name
+        font = _font(name, h)
+        bbox = font.getbbox(ch) if ch.strip() else (0, 0, h // 3, h)
+        glyphs.append((ch, font, bbox))
+    natural = [max(1, b[2] - b[0]) for _, _, b in glyphs]
+    cell = int(np.median([w for (ch, _, _), w in zip(glyphs, natural, strict=True) if ch.isalnum()] or [1]))
+    widths = [cell if pitch and ch.isalnum() else w for (ch, _, _), w in zip(glyphs, natural, strict=True)]
     gap = rng.uniform(0.05, 0.2) * h
-    widths = [cell if pitch and ch.isalnum() else g.width for ch, g in glyphs]
     total = sum(widths) + gap * (len(text) - 1)
     scale_x = min(1.0, (x1 - x0) / total)
-    layer = Image.new("L", (int(total) + 4, h), 0)
+    layer = Image.new("L", (int(total) + 4, h * 2), 0)
+    ldraw = ImageDraw.Draw(layer)
     x = 0.0
-    for (_, glyph), w in zip(glyphs, widths, strict=True):
-        if glyph.width > w:
-            glyph = glyph.resize((w, h))
-        layer.paste(glyph, (int(x + (w - glyph.width) / 2), 0))
+    for (ch, font, bbox), nat, w in zip(glyphs, natural, widths, strict=True):
+        if ch.strip():
+            y = (h - (bbox[3] - bbox[1])) / 2 - bbox[1] + h / 2
+            if nat > w:  # squeezed into its cell
+                glyph = Image.new("L", (nat, h * 2), 0)
+                ImageDraw.Draw(glyph).text((-bbox[0], y), ch, font=font, fill=255)
+                layer.paste(255, (int(x), 0), glyph.resize((w, h * 2)))
+            else:  # centred in its cell
+                ldraw.text((x + (w - nat) / 2 - bbox[0], y), ch, font=font, fill=255)
         x += w + gap
+    layer = layer.crop((0, h // 2, layer.width, h // 2 + h))
     new_w = max(1, int(layer.width * scale_x))
     layer = layer.resize((new_w, h))
     ox = x0 + ((x1 - x0) - new_w) // 2
@@ -184,7 +191,7 @@ def draw_flat_plate(text: str, layout: str, fmt: PlateFormat, rng: random.Random
         text_top, text_bot = rng.uniform(0.2, 0.3), rng.uniform(0.72, 0.82)
     shown = "".join(c for c in fmt.display(text, layout))
     font = rng.choice(LATIN_FONTS)
-    pitch = rng.random() < FIXED_PITCH[family]
+    pitch = FIXED_PITCH[family] > 0 and rng.random() < FIXED_PITCH[family]
     _draw_text_fit(d, (x0, int(h * text_top), x1, int(h * text_bot)), shown, font, fg, rng, family == "cn", pitch)
     return img
 
@@ -202,9 +209,17 @@ def _background(w: int, h: int, rng: random.Random) -> np.ndarray:
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
-def degrade(img: np.ndarray, rng: random.Random, out_w: int, out_h: int, min_scale: float = 0.35) -> np.ndarray:
+def degrade(
+    img: np.ndarray, rng: random.Random, out_w: int, out_h: int, min_scale: float = 0.35, dull: bool = False
+) -> np.ndarray:
     """Blur, motion blur, low resolution (down to ``min_scale`` of the output), brightness/contrast, noise and JPEG,
-    then resize to (out_w, out_h)."""
+    then resize to (out_w, out_h). ``dull``: first a washed-out, low-contrast, soft look, as on old plates seen by a
+    cheap camera."""
+    if dull:
+        grey = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB).astype(np.float32)
+        out = grey + (img.astype(np.float32) - grey) * rng.uniform(0.2, 0.7)  # desaturate
+        out = out.mean() + (out - out.mean()) * rng.uniform(0.35, 0.75)  # flatten the contrast
+        img = cv2.GaussianBlur(np.clip(out, 0, 255).astype(np.uint8), (5, 5), 0)
     if rng.random() < 0.4:
         k = rng.choice((3, 5))
         img = cv2.GaussianBlur(img, (k, k), 0)
@@ -272,12 +287,13 @@ def render_plate(region: str, rng: random.Random, text: str | None = None) -> Sy
     out_w = rng.randint(lo, hi)
     out_h = max(12, int(round(out_w * crop.shape[0] / crop.shape[1])))
     min_scale = 0.35
+    dull = DULL[region] > 0 and rng.random() < DULL[region]
     if region == "cn" and rng.random() < 0.7:  # CCPD-style: the plate's own corners (a little off) warped to 94x24
         out_w, out_h, min_scale = 94, 24, 0.6  # from plates that were larger in the frame: less resolution loss
         quad = dst + np.float32([[rng.uniform(-0.03, 0.03) * pw, rng.uniform(-0.08, 0.08) * ph] for _ in range(4)])
         rect = np.float32([[0, 0], [2 * out_w, 0], [2 * out_w, 2 * out_h], [0, 2 * out_h]])
         crop = cv2.warpPerspective(canvas, cv2.getPerspectiveTransform(quad, rect), (2 * out_w, 2 * out_h))
-    return SynthPlate(degrade(crop, rng, out_w, out_h, min_scale), text, region, fmt.name)
+    return SynthPlate(degrade(crop, rng, out_w, out_h, min_scale, dull), text, region, fmt.name)
 
 
 def render_dataset(out_dir: str | Path, regions: list[str], n: int, seed: int = 0) -> Path:
