@@ -67,6 +67,11 @@ class SynthPlate:
     format: str
 
 
+def _chance(rng: random.Random, p: float) -> bool:
+    """True with probability ``p``; draws nothing when ``p`` is 0, so a region without the option renders as before."""
+    return p > 0 and rng.random() < p
+
+
 @cache
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(FONT_DIR / name), size)
@@ -191,7 +196,7 @@ def draw_flat_plate(text: str, layout: str, fmt: PlateFormat, rng: random.Random
         text_top, text_bot = rng.uniform(0.2, 0.3), rng.uniform(0.72, 0.82)
     shown = "".join(c for c in fmt.display(text, layout))
     font = rng.choice(LATIN_FONTS)
-    pitch = FIXED_PITCH[family] > 0 and rng.random() < FIXED_PITCH[family]
+    pitch = _chance(rng, FIXED_PITCH[family])
     _draw_text_fit(d, (x0, int(h * text_top), x1, int(h * text_bot)), shown, font, fg, rng, family == "cn", pitch)
     return img
 
@@ -287,7 +292,7 @@ def render_plate(region: str, rng: random.Random, text: str | None = None) -> Sy
     out_w = rng.randint(lo, hi)
     out_h = max(12, int(round(out_w * crop.shape[0] / crop.shape[1])))
     min_scale = 0.35
-    dull = DULL[region] > 0 and rng.random() < DULL[region]
+    dull = _chance(rng, DULL[region])
     if region == "cn" and rng.random() < 0.7:  # CCPD-style: the plate's own corners (a little off) warped to 94x24
         out_w, out_h, min_scale = 94, 24, 0.6  # from plates that were larger in the frame: less resolution loss
         quad = dst + np.float32([[rng.uniform(-0.03, 0.03) * pw, rng.uniform(-0.08, 0.08) * ph] for _ in range(4)])
