@@ -1,5 +1,6 @@
 import random
 
+import cv2
 import numpy as np
 import pytest
 
@@ -36,10 +37,9 @@ def test_render_dataset_writes_labels_csv(synth_dir):
 
 @pytest.mark.parametrize("pitch", [False, True])
 def test_fixed_pitch_squeezes_wide_glyphs_to_the_cell(pitch):
-    import cv2
     from PIL import Image, ImageDraw
 
-    from training.synth.plates import LATIN_FONTS, _draw_text_fit
+    from training.synth.plates import LATIN_FONTS, _draw_text_fit, _font
 
     img = Image.new("L", (1000, 100), 0)
     _draw_text_fit(ImageDraw.Draw(img), (0, 10, 1000, 90), "1W1W1", LATIN_FONTS[0], 255, random.Random(0), pitch=pitch)
@@ -48,21 +48,13 @@ def test_fixed_pitch_squeezes_wide_glyphs_to_the_cell(pitch):
     assert n - 1 == 5
     one, w = widths[0], widths[1]
     if pitch:  # the cell is the median glyph width (a "1"'s box); the W is squeezed into it
-        assert w <= _cell_of("1", LATIN_FONTS[0], 80) + 1
+        b = _font(LATIN_FONTS[0], 80).getbbox("1")
+        assert w <= b[2] - b[0] + 1
     else:
         assert w > 2 * one
 
 
-def _cell_of(ch: str, font_name: str, size: int) -> int:
-    from training.synth.plates import _font
-
-    b = _font(font_name, size).getbbox(ch)
-    return b[2] - b[0]
-
-
 def test_dull_look_lowers_saturation_and_contrast():
-    import cv2
-
     from training.synth.plates import degrade
 
     img = np.zeros((60, 200, 3), np.uint8)

@@ -36,6 +36,8 @@ OUT_WIDTH = {"cn": (94, 160), "us": (90, 320), "br": (120, 230), "eu": (110, 260
 FIXED_PITCH = {"cn": 0.8, "us": 0.0, "br": 0.0, "eu": 0.0}
 # How often a region's crops get the washed-out, low-contrast look of the real br crops (degrade's ``dull``).
 DULL = {"cn": 0.0, "us": 0.0, "br": 0.6, "eu": 0.0}
+# The lowest resolution degrade() drops a crop to before scaling it back up, as a fraction of the output size.
+MIN_SCALE = 0.35
 # How often each format of a region is drawn.
 FORMAT_WEIGHTS = {"cn_blue": 0.8, "cn_green": 0.2, "br_old": 0.75, "br_mercosul": 0.25}
 WORDS = (
@@ -215,7 +217,7 @@ def _background(w: int, h: int, rng: random.Random) -> np.ndarray:
 
 
 def degrade(
-    img: np.ndarray, rng: random.Random, out_w: int, out_h: int, min_scale: float = 0.35, dull: bool = False
+    img: np.ndarray, rng: random.Random, out_w: int, out_h: int, min_scale: float = MIN_SCALE, dull: bool = False
 ) -> np.ndarray:
     """Blur, motion blur, low resolution (down to ``min_scale`` of the output), brightness/contrast, noise and JPEG,
     then resize to (out_w, out_h). ``dull``: first a washed-out, low-contrast, soft look, as on old plates seen by a
@@ -291,7 +293,7 @@ def render_plate(region: str, rng: random.Random, text: str | None = None) -> Sy
     lo, hi = OUT_WIDTH[region]
     out_w = rng.randint(lo, hi)
     out_h = max(12, int(round(out_w * crop.shape[0] / crop.shape[1])))
-    min_scale = 0.35
+    min_scale = MIN_SCALE
     dull = _chance(rng, DULL[region])
     if region == "cn" and rng.random() < 0.7:  # CCPD-style: the plate's own corners (a little off) warped to 94x24
         out_w, out_h, min_scale = 94, 24, 0.6  # from plates that were larger in the frame: less resolution loss
