@@ -114,6 +114,14 @@ def test_detection_metrics_ignore_unlabelled_plates_only_in_partial_frames():
     assert m["corner_error_px"] == pytest.approx(10.0)
 
 
+def test_ap_sweeps_every_score_while_recall_is_taken_at_the_operating_threshold():
+    a, b = (0, 0, 100, 30), (200, 0, 300, 30)
+    frames = [(_scene(False, a, b), [_det(0.9, *a), _det(0.3, *b)])]
+    m = detection_metrics(frames, score_threshold=0.5)
+    assert m["ap_50"] == pytest.approx(1.0)  # the low-scored plate still counts towards AP
+    assert m["recall_50"] == pytest.approx(0.5)  # but is not found at the operating point
+
+
 def test_scene_split_keeps_rides_and_plates_together():
     assert scene_split("ro/dayride_type1_001_t1054.jpg") == scene_split("ro/dayride_type1_001_t9.jpg")
     from sdk.dataset import split_of
