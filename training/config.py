@@ -41,7 +41,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``architecture``: lprnet (``variant`` basic|reduced, ``dropout``), crnn or lightcrnn (``hidden`` LSTM units);
+    """``architecture``: lprnet (``variant`` basic|reduced, ``dropout``), crnn or lightcrnn (``hidden`` LSTM units,
+    ``lstm_layers`` BiLSTMs: 2 as in the seed, 0 puts the dense head straight on the convolutional columns);
     ``width`` scales every channel count (LightCRNN's width multiplier alpha). ``stn``: LPRNet's spatial
     transformer (LocNet), switched on after ``stn_warmup`` training steps."""
 
@@ -50,6 +51,7 @@ class ModelConfig:
     width: float = 1.0
     dropout: float = 0.3
     hidden: int = 256
+    lstm_layers: int = 2
     stn: bool = False
     stn_warmup: int = 0
 

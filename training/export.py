@@ -128,7 +128,7 @@ def architecture_name(cfg: TrainConfig) -> str:
     m = cfg.model
     if m.architecture == "lprnet":
         return f"lprnet-{m.variant}-w{m.width:g}" + ("-stn" if m.stn else "")
-    return f"{m.architecture}-a{m.width:g}-h{m.hidden}"
+    return f"{m.architecture}-a{m.width:g}-h{m.hidden}" + ("" if m.lstm_layers == 2 else f"-l{m.lstm_layers}")
 
 
 def quantize_run(

@@ -41,7 +41,7 @@ def build_model(cfg: TrainConfig, batch_size: int | None = None, for_export: boo
     n = len(ALPHABETS[cfg.alphabet]) + 1
     if m.architecture in ("crnn", "lightcrnn"):
         light = m.architecture == "lightcrnn"
-        return build_crnn(n, (h, w, 3), light, m.width, m.hidden, batch_size, unroll=for_export)
+        return build_crnn(n, (h, w, 3), light, m.width, m.hidden, batch_size, for_export, m.lstm_layers)
     return build_lprnet(n, (h, w, 3), m.variant, m.width, m.dropout, batch_size, split_context=for_export, stn=m.stn)
 
 

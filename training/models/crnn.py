@@ -39,6 +39,7 @@ def build_crnn(
     hidden: int = 256,
     batch_size: int | None = None,
     unroll: bool = False,
+    lstm_layers: int = 2,
 ) -> keras.Model:
     """Build CRNN (``light=False``) or LightCRNN returning logits (batch, T, num_classes), T = W / 4.
 
@@ -50,10 +51,13 @@ def build_crnn(
         hidden: units of each LSTM direction.
         batch_size: a fixed batch size (1 for export), or None.
         unroll: unroll the LSTMs (for int8 export).
+        lstm_layers: BiLSTM layers (the seed's 2; 0: the dense head reads the convolutional columns directly).
     """
     h, w, _ = input_shape
     if h % 16 or w % 4:
         raise ValueError(f"CRNN input {h}x{w}: the height must be a multiple of 16 and the width of 4")
+    if lstm_layers < 0:
+        raise ValueError(f"CRNN lstm_layers must be 0 or more, not {lstm_layers}")
     inp = keras.Input(input_shape, batch_size=batch_size, name="image")
     x = inp
     for i, ch in enumerate(CHANNELS):
@@ -62,7 +66,7 @@ def build_crnn(
             x = layers.MaxPooling2D(POOLS[i], strides=POOLS[i], name=f"pool{i}")(x)
     x = layers.Permute((2, 1, 3), name="to_columns")(x)  # (N, T, H', C)
     x = layers.Reshape((w // 4, x.shape[2] * x.shape[3]), name="to_sequence")(x)
-    for k in range(2):
+    for k in range(lstm_layers):
         x = layers.Bidirectional(layers.LSTM(hidden, return_sequences=True, unroll=unroll), name=f"bilstm{k}")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inp, logits, name="lightcrnn" if light else "crnn")

@@ -40,8 +40,11 @@ class SampleNorm(layers.Layer):
 
     def call(self, x):
         # x * x (not square: SQUARE has no int8 kernel) and a per-sample scalar reciprocal (an element-wise int8
-        # DIV is slow in TFLite), so the exported graph stays int8 end to end.
-        return x * ops.reciprocal(ops.mean(x * x, axis=(1, 2, 3), keepdims=True) + 1e-6)
+        # DIV is slow in TFLite), so the exported graph stays int8 end to end. The mean is taken in two steps
+        # (space, then channels; the same value): XNNPACK's int8 MEAN over three axes at once is wrong on some
+        # CPUs (LiteRT 2.1-2.3 on AVX2: ~100 % error; test_int8_global_context_matches_the_reference_kernels).
+        mean_sq = ops.mean(ops.mean(x * x, axis=(1, 2), keepdims=True), axis=3, keepdims=True)
+        return x * ops.reciprocal(mean_sq + 1e-6)
 
 
 class MeanOverHeight(layers.Layer):
