@@ -6,6 +6,7 @@ Install on the Pi (Raspberry Pi OS, 64-bit):
     sudo apt install -y python3-picamera2            # the Pi camera stack (skip for a USB camera)
     python3 -m venv --system-site-packages ~/lpr      # system site packages: picamera2 comes from apt
     ~/lpr/bin/pip install lpr-sdk                     # or: pip install /path/to/lpr-sdk checkout
+    ~/lpr/bin/lpr-sdk selftest                        # this CPU's int8 kernels compute the models right
     ~/lpr/bin/python camera_loop.py --out /var/tmp/reads.jsonl
 
 It uses picamera2 when it is installed, else /dev/video0 (or --source: a device, video file, RTSP/HTTP URL or

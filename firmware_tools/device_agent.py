@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from firmware_tools.slots import SLOTS, DeviceError, SlotStore, crash_point, replace_file
-from sdk.errors import LprError
+from sdk.errors import BackendError, LprError
 from sdk.package import Package, load_package, load_public_key
 
 CRASH_STEPS = (
@@ -71,12 +71,14 @@ def slot_package(store: SlotStore, slot: str, check_models: bool = True) -> Pack
 def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
     """Verify the package at ``path`` with the device's key, then run each model on a gray crop.
 
-    A recogniser must decode and give logits of its manifest's [T, C]; any other model must run on zeros.
+    A recogniser must decode and give logits of its manifest's [T, C]; any other model must run on zeros. Every
+    model must then compute alike with the device's default CPU kernels and the reference kernels
+    (:func:`sdk.interpreter.kernel_disagreement`; skipped where the runtime cannot choose its kernels).
 
     Raises:
         LprError: the package fails verification or a model fails.
     """
-    from sdk.interpreter import make_interpreter
+    from sdk.interpreter import kernel_disagreement, make_interpreter
     from sdk.recognizer import Recognizer
 
     pkg = load_package(path.resolve(), trusted_key(store))
@@ -98,6 +100,16 @@ def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
             interp.set_tensor(inp["index"], np.zeros(inp["shape"], dtype=inp["dtype"]))
             interp.invoke()
             results[name] = {"kind": b.manifest.kind, "ms": (time.perf_counter() - t0) * 1e3}
+        try:
+            kernels = kernel_disagreement(b.model, inputs=1)
+        except BackendError:
+            continue  # an older runtime: the check cannot run here, which is no reason to roll back
+        results[name]["kernel_steps"] = kernels["mean_steps"]
+        if not kernels["ok"]:
+            raise DeviceError(
+                f"bundle {name}: this device's CPU kernels compute it differently from the reference kernels "
+                f"({kernels['mean_steps']} int8 steps on average); reads would be wrong here"
+            )
     return {"ok": True, "version": pkg.version, "bundles": results}
 
 

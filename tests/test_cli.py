@@ -151,6 +151,20 @@ def test_inspect_json_lists_ops(tiny_bundle):
     assert run("inspect", tiny_bundle).exit_code == 0
 
 
+def test_selftest_checks_every_shipped_bundle_and_fails_on_a_mismatch(tiny_bundle, monkeypatch):
+    result = run("selftest", "--json")
+    assert result.exit_code == 0, result.output
+    checked = {Path(r["bundle"]).name: r for r in json.loads(result.stdout)["bundles"]}
+    assert {"latin", "cn", "proposal", "corners"} <= set(checked)
+    assert all(r["ok"] and r["mean_steps"] <= 3.0 for r in checked.values())
+    import sdk.interpreter
+
+    monkeypatch.setattr(sdk.interpreter, "KERNEL_TOLERANCE_STEPS", -1.0)  # any difference now counts as wrong
+    result = run("selftest", tiny_bundle)
+    assert result.exit_code == 1 and "MISMATCH" in result.stdout
+    assert result.stderr.startswith("error: ") and str(tiny_bundle) in result.stderr
+
+
 def test_synth_writes_plates_of_the_region_formats(tmp_path):
     pytest.importorskip("PIL")
     out = tmp_path / "synth"

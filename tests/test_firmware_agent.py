@@ -54,6 +54,19 @@ def device(tmp_path, pkgs) -> Path:
     return root
 
 
+def test_health_check_compares_the_cpu_kernels_with_the_reference_kernels(device, monkeypatch):
+    import sdk.interpreter
+    from firmware_tools.device_agent import check_slot
+    from firmware_tools.slots import DeviceError
+
+    store = SlotStore(device)
+    report = check_slot(store, store.current)
+    assert all(b["kernel_steps"] <= sdk.interpreter.KERNEL_TOLERANCE_STEPS for b in report["bundles"].values())
+    monkeypatch.setattr(sdk.interpreter, "KERNEL_TOLERANCE_STEPS", -1.0)  # any difference now counts as wrong
+    with pytest.raises(DeviceError, match="reference kernels"):
+        check_slot(store, store.current)
+
+
 def test_deploy_switches_slots_and_rollback_returns(device, pkgs):
     r = ok(agent(device, "deploy", pkgs["v2"]))
     assert (r["active"], r["version"], r["previous"]) == ("b", "v2", "a")

@@ -20,6 +20,7 @@ from sdk.cli.package import keygen_cmd, package_cmd, verify_cmd
 from sdk.cli.quantize import quantize_cmd
 from sdk.cli.recognize import recognize_cmd
 from sdk.cli.run import run_cmd
+from sdk.cli.selftest import selftest_cmd
 from sdk.cli.synth import synth_cmd
 from sdk.cli.train import train_group
 from sdk.errors import LprError
@@ -56,6 +57,7 @@ for _cmd in (
     evaluate_detector_cmd,
     bench_cmd,
     inspect_cmd,
+    selftest_cmd,
     synth_cmd,
     train_group,
     quantize_cmd,
