@@ -78,7 +78,7 @@ def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
     Raises:
         LprError: the package fails verification or a model fails.
     """
-    from sdk.interpreter import kernel_disagreement, make_interpreter
+    from sdk.interpreter import frame_inputs, kernel_disagreement, make_interpreter, sample_frames
     from sdk.recognizer import Recognizer
 
     pkg = load_package(path.resolve(), trusted_key(store))
@@ -101,7 +101,7 @@ def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
             interp.invoke()
             results[name] = {"kind": b.manifest.kind, "ms": (time.perf_counter() - t0) * 1e3}
         try:
-            kernels = kernel_disagreement(b.model, inputs=1)
+            kernels = kernel_disagreement(b.model, frame_inputs(b, sample_frames(2)))
         except BackendError:
             continue  # an older runtime: the check cannot run here, which is no reason to roll back
         results[name]["kernel_steps"] = kernels["mean_steps"]

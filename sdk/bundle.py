@@ -24,6 +24,9 @@ MODEL_NAME = "model.tflite"
 _REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 # The shipped default bundles: models/ in a checkout, sdk/default_models in an installed wheel.
 MODELS_DIR = _REPO_MODELS if _REPO_MODELS.is_dir() else Path(__file__).resolve().parent / "default_models"
+_REPO_DRIVE = Path(__file__).resolve().parent.parent / "samples" / "drive"
+# The sample drive (frames rendered by this project): samples/drive in a checkout, sdk/sample_drive in a wheel.
+SAMPLE_DRIVE = _REPO_DRIVE if _REPO_DRIVE.is_dir() else Path(__file__).resolve().parent / "sample_drive"
 
 Kind = Literal["recognizer", "detector"]
 _KINDS = ("recognizer", "detector")

@@ -8,14 +8,11 @@ import click
 import cv2
 import numpy as np
 
+from sdk.bundle import SAMPLE_DRIVE
 from sdk.capture import open_source
 from sdk.cli._common import echo_json
 from sdk.errors import LprError
 from sdk.pipeline import FrameResult, Pipeline
-
-_REPO_DRIVE = Path(__file__).resolve().parents[2] / "samples" / "drive"
-# The sample drive (frames rendered by this project): samples/drive in a checkout, sdk/sample_drive in a wheel.
-SAMPLE_DRIVE = _REPO_DRIVE if _REPO_DRIVE.is_dir() else Path(__file__).resolve().parents[1] / "sample_drive"
 
 
 def annotate(frame: np.ndarray, result: FrameResult) -> np.ndarray:

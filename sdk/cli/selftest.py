@@ -8,7 +8,7 @@ import click
 
 from sdk.bundle import MODELS_DIR, load_bundle
 from sdk.cli._common import echo_json, json_option
-from sdk.interpreter import KERNEL_TOLERANCE_STEPS, kernel_disagreement
+from sdk.interpreter import KERNEL_TOLERANCE_STEPS, frame_inputs, kernel_disagreement, sample_frames
 
 
 def shipped_bundles() -> list[Path]:
@@ -18,19 +18,21 @@ def shipped_bundles() -> list[Path]:
 
 @click.command("selftest")
 @click.argument("bundles", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--inputs", default=4, show_default=True, help="Random inputs per bundle.")
+@click.option("--frames", default=4, show_default=True, help="Sample-drive frames run through each bundle.")
 @json_option
-def selftest_cmd(bundles: tuple[Path, ...], inputs: int, as_json: bool) -> None:
+def selftest_cmd(bundles: tuple[Path, ...], frames: int, as_json: bool) -> None:
     """Check that this machine's CPU kernels run the bundles right (default: every shipped bundle).
 
-    Runs each model on seeded random inputs with the default CPU kernels (XNNPACK) and with TFLite's reference
-    kernels and compares the outputs in int8 steps. Run it once on a new device or after upgrading the runtime:
-    a kernel that computes wrongly on this CPU shows here, not as quietly worse reads. Exit code 1 on a mismatch.
+    Runs each model on frames of the shipped sample drive with the default CPU kernels (XNNPACK) and with
+    TFLite's reference kernels and compares the outputs in int8 steps. Run it once on a new device or after
+    upgrading the runtime: a kernel that computes wrongly on this CPU shows here, not as quietly worse reads.
+    Exit code 1 on a mismatch.
     """
+    images = sample_frames(frames)
     results = []
     for path in bundles or shipped_bundles():
         b = load_bundle(path)
-        results.append({"bundle": str(b.source), **kernel_disagreement(b.model, inputs)})
+        results.append({"bundle": str(b.source), **kernel_disagreement(b.model, frame_inputs(b, images))})
     if as_json:
         echo_json({"tolerance_steps": KERNEL_TOLERANCE_STEPS, "bundles": results})
     else:
