@@ -27,13 +27,12 @@ def test_crnn_builds_with_time_steps_of_a_quarter_width(light):
 def test_crnn_without_lstms_reads_the_columns_directly():
     from training.models.crnn import build_crnn
 
+    def lstms(m) -> int:
+        return sum("bilstm" in layer.name for layer in m.layers)
+
     plain = build_crnn(37, (48, 160, 3), True, 0.25, hidden=16, lstm_layers=0)
-    assert plain.output_shape == (None, 40, 37)
-    assert not [layer for layer in plain.layers if "bilstm" in layer.name]
-    assert (
-        len([layer for layer in build_crnn(37, (48, 160, 3), True, 0.25, hidden=16).layers if "bilstm" in layer.name])
-        == 2
-    )
+    assert plain.output_shape == (None, 40, 37) and lstms(plain) == 0
+    assert lstms(build_crnn(37, (48, 160, 3), True, 0.25, hidden=16)) == 2
 
 
 def test_lightcrnn_pointwise_params_scale_as_alpha_squared():
