@@ -82,6 +82,7 @@ def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
     from sdk.recognizer import Recognizer
 
     pkg = load_package(path.resolve(), trusted_key(store))
+    frames = sample_frames(2)  # read once, for every bundle's kernel check
     results = {}
     for name, b in pkg.bundles.items():
         t0 = time.perf_counter()
@@ -101,7 +102,7 @@ def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
             interp.invoke()
             results[name] = {"kind": b.manifest.kind, "ms": (time.perf_counter() - t0) * 1e3}
         try:
-            kernels = kernel_disagreement(b.model, frame_inputs(b, sample_frames(2)))
+            kernels = kernel_disagreement(b.model, frame_inputs(b, frames))
         except BackendError:
             continue  # an older runtime: the check cannot run here, which is no reason to roll back
         results[name]["kernel_steps"] = kernels["mean_steps"]
