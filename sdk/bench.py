@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from sdk.bundle import Bundle, load_bundle
-from sdk.pipeline import STAGES, Pipeline
+from sdk.pipeline import MARGINS, STAGES, Pipeline
 from sdk.recognizer import Recognizer
 
 
@@ -106,19 +106,20 @@ def bench_pipeline(
     threads: Sequence[int] = (1, 2),
     warmup: int = 5,
     runs: int = 50,
+    margins: Sequence[tuple[float, float]] = MARGINS,
 ) -> dict[str, Any]:
     """End-to-end frames per second of :class:`~sdk.pipeline.Pipeline` on 1280x720 frames, per thread count.
 
     Each frame is resized to 1280x720 first; ``runs`` calls of ``process()`` cycle through the frames after
-    ``warmup`` untimed ones. Reports the median total and per-stage latency, FPS (1000 / median total) and
-    plates found per frame.
+    ``warmup`` untimed ones. ``margins`` as in :class:`~sdk.pipeline.Pipeline`. Reports the median total and
+    per-stage latency, FPS (1000 / median total) and plates found per frame.
     """
     if not frames or not threads or min(threads) < 1 or runs < 1 or warmup < 0:
         raise ValueError("need frames, threads >= 1, runs >= 1 and warmup >= 0")
     hd = [cv2.resize(f, (1280, 720)) for f in frames]
     results, sizes, backend = [], {}, ""
     for t in threads:
-        pipe = Pipeline(detector, recognizers, threads=int(t))
+        pipe = Pipeline(detector, recognizers, threads=int(t), margins=margins)
         sizes, backend = pipe.model_bytes, pipe.detector.backend
         for i in range(warmup):
             pipe.process(hd[i % len(hd)])
@@ -141,4 +142,11 @@ def bench_pipeline(
                 "plates_per_frame": round(float(np.mean(plates)), 2),
             }
         )
-    return {"frame_size": [1280, 720], "frames": len(hd), "model_bytes": sizes, "backend": backend, "results": results}
+    return {
+        "frame_size": [1280, 720],
+        "frames": len(hd),
+        "margins": [list(m) for m in margins],
+        "model_bytes": sizes,
+        "backend": backend,
+        "results": results,
+    }

@@ -18,9 +18,9 @@ from sdk.capture import Frame
 from sdk.cli import main
 from sdk.dataset import read_scenes
 from sdk.detector import Detector
-from sdk.errors import BundleError
+from sdk.errors import BundleError, LprError
 from sdk.image import read_image
-from sdk.pipeline import STAGES, Pipeline
+from sdk.pipeline import MARGIN, MARGINS, STAGES, Pipeline, _rank
 
 DRIVE = REPO / "samples" / "drive"
 
@@ -162,6 +162,32 @@ def test_shipped_models_read_the_sample_drive():
         result = pipe.process(read_image(s.path))
         hits += any(p.text == s.plates[0].text for p in result.plates)
     assert hits >= 0.75 * len(scenes), f"read {hits} of {len(scenes)} frames"
+
+
+@needs_shipped_detector
+def test_each_plate_is_read_at_several_margins_and_the_best_read_wins():
+    """Reading every margin (no early acceptance) gives each plate the best of the one-margin pipelines' reads;
+    accepting at 0 stops at the first margin whose read fits a format."""
+    detector = Detector("detector")
+    every = Pipeline(detector, ["latin"], accept_confidence=2.0)
+    first = Pipeline(detector, ["latin"], accept_confidence=0.0)
+    single = [Pipeline(detector, ["latin"], margins=(m,)) for m in MARGINS]
+    assert single[0].margins == (MARGIN,)
+    compared = 0
+    for s in read_scenes(DRIVE)[:6]:
+        frame = read_image(s.path)
+        reads = [{p.box: p for p in pipe.process(frame).plates} for pipe in single]
+        for plate in every.process(frame).plates:
+            best = max((r[plate.box] for r in reads if plate.box in r), key=_rank)
+            assert (plate.text, plate.confidence) == (best.text, best.confidence)
+            compared += 1
+        for plate in first.process(frame).plates:
+            one = reads[0].get(plate.box)
+            if one and one.region is not None:  # the first margin's read fits a format: no other margin is read
+                assert (plate.text, plate.confidence) == (one.text, one.confidence)
+    assert compared >= 6
+    with pytest.raises(LprError, match="at least one rectification margin"):
+        Pipeline(detector, ["latin"], margins=())
 
 
 @needs_shipped_detector

@@ -11,6 +11,7 @@ import click
 
 from sdk.errors import LprError, RegionError
 from sdk.formats import check_region
+from sdk.pipeline import MARGIN, MARGINS
 
 TRAIN_HINT = 'this command needs the training extra: pip install "lpr-sdk[train]"'
 
@@ -18,6 +19,16 @@ bundle_argument = click.argument("bundle", type=click.Path(path_type=Path))
 """A bundle directory/archive or a shipped bundle's name (``cn``, ``latin``): not checked by click."""
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+margins_option = click.option(
+    "--single-read",
+    "margins",
+    is_flag=True,
+    callback=lambda ctx, param, one: (MARGIN,) if one else MARGINS,
+    help="Read each plate once, at the default margin, not at up to 5 margins until a read fits a plate format "
+    "(faster; fewer plates read).",
+)
+"""``--single-read`` as the pipeline's ``margins``."""
 
 
 class MissingExtraError(LprError):

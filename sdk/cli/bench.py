@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from sdk.bench import bench_pipeline, bench_recognizer
-from sdk.cli._common import echo_json, json_option
+from sdk.cli._common import echo_json, json_option, margins_option
 from sdk.image import read_image
 
 
@@ -50,6 +50,7 @@ def _thread_list(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Image folder for --pipeline  [default: the sample drive].",
 )
+@margins_option
 @json_option
 def bench_cmd(
     bundle: Path | None,
@@ -61,6 +62,7 @@ def bench_cmd(
     detector: str,
     recognizers: tuple[str, ...],
     frames: Path | None,
+    margins: tuple[tuple[float, float], ...],
     as_json: bool,
 ) -> None:
     """Time a bundle, or the whole pipeline, on this machine.
@@ -69,7 +71,7 @@ def bench_cmd(
     With --pipeline: end-to-end FPS and per-stage median latency on 1280x720 frames (no BUNDLE needed).
     """
     if pipeline:
-        _bench_pipeline(frames, detector, recognizers, threads, min(runs, 100), min(warmup, 5), as_json)
+        _bench_pipeline(frames, detector, recognizers, threads, min(runs, 100), min(warmup, 5), margins, as_json)
         return
     if bundle is None:
         raise click.UsageError("give a BUNDLE, or --pipeline")
@@ -97,6 +99,7 @@ def _bench_pipeline(
     threads: tuple[int, ...],
     runs: int,
     warmup: int,
+    margins: tuple[tuple[float, float], ...],
     as_json: bool,
 ) -> None:
     from sdk.capture import FolderSource
@@ -104,7 +107,7 @@ def _bench_pipeline(
 
     with FolderSource(folder or SAMPLE_DRIVE) as src:
         images = [f.image for f in src]
-    report = bench_pipeline(images, detector, recognizers, threads, warmup, runs)
+    report = bench_pipeline(images, detector, recognizers, threads, warmup, runs, margins)
     if as_json:
         echo_json(report)
         return

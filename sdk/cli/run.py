@@ -10,7 +10,7 @@ import numpy as np
 
 from sdk.bundle import SAMPLE_DRIVE
 from sdk.capture import open_source
-from sdk.cli._common import echo_json
+from sdk.cli._common import echo_json, margins_option
 from sdk.errors import LprError
 from sdk.pipeline import FrameResult, Pipeline
 
@@ -54,6 +54,7 @@ def annotate(frame: np.ndarray, result: FrameResult) -> np.ndarray:
     type=click.Path(file_okay=False, path_type=Path),
     help="Write each frame with its plates drawn into this folder.",
 )
+@margins_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame, then a summary object.")
 def run_cmd(
     source: str | None,
@@ -64,6 +65,7 @@ def run_cmd(
     max_frames: int | None,
     min_confidence: float,
     save_annotated: Path | None,
+    margins: tuple[tuple[float, float], ...],
     as_json: bool,
 ) -> None:
     """Read plates from a camera, video, stream or image folder.
@@ -75,7 +77,7 @@ def run_cmd(
         if not SAMPLE_DRIVE.is_dir():
             raise LprError(f"no --source given and the sample drive {SAMPLE_DRIVE} is missing; pass --source")
         source = str(SAMPLE_DRIVE)
-    pipe = Pipeline(detector, recognizers, threads=threads, region=region, min_confidence=min_confidence)
+    pipe = Pipeline(detector, recognizers, threads, region, min_confidence=min_confidence, margins=margins)
     if save_annotated:
         save_annotated.mkdir(parents=True, exist_ok=True)
     try:
