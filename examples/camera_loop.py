@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sdk.capture import open_source
 from sdk.errors import LprError
-from sdk.pipeline import Pipeline
+from sdk.pipeline import MARGIN, MARGINS, Pipeline
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--all-frames", action="store_true", help="print frames without plates too")
     p.add_argument("--min-confidence", type=float, default=0.5, help="drop reads below this confidence")
+    p.add_argument("--single-read", action="store_true", help="read each plate at one margin only (faster)")
     return p.parse_args(argv)
 
 
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             region=args.region,
             min_confidence=args.min_confidence,
+            margins=(MARGIN,) if args.single_read else MARGINS,
         )
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(args.out.open("a", encoding="utf-8")) if args.out else None
