@@ -50,6 +50,33 @@ def test_resume_continues_from_checkpoint(tmp_path, synth_dir):
     assert metrics["steps"] == 6
 
 
+def test_weight_averaging_keeps_the_mean_of_the_snapshots_across_a_resume(tmp_path, synth_dir, monkeypatch):
+    """``average_from``: the final weights are the mean of the weights at every eval point from that step on,
+    and the running mean survives an interruption."""
+    import training.train_recognizer as tr
+    from training.config import parse_config
+
+    snapshots: dict[int, list[np.ndarray]] = {}
+    save = tr._save_checkpoint
+
+    def spy(run, models, opt, state, average=None):
+        snapshots[state["step"]] = [w.copy() for w in models["model.weights.h5"].get_weights()]
+        save(run, models, opt, state, average)
+
+    monkeypatch.setattr(tr, "_save_checkpoint", spy)
+    run = tmp_path / "run"
+    cfg = tiny_config(synth_dir, steps=4) | {"eval_every": 2, "average_from": 4}
+    tr.train(parse_config(cfg), run, verbose=False)
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("steps: 4", "steps: 8"))
+    metrics = tr.train(None, run, resume=True, verbose=False)  # type: ignore[arg-type]
+    assert sorted(snapshots) == [2, 4, 6, 8] and metrics["averaged_snapshots"] == 3
+    _, model = tr.load_trained(run)
+    for got, *at in zip(model.get_weights(), snapshots[4], snapshots[6], snapshots[8], strict=True):
+        np.testing.assert_allclose(got, np.mean(at, axis=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(model.get_weights()[0], snapshots[8][0])  # not simply the last weights
+    assert 0 <= metrics["last_weights_plate_accuracy_float_greedy"] <= 1
+
+
 def test_int8_bundle_reads_like_float(tiny_run, tiny_bundle, synth_dir):
     from training.train_recognizer import load_trained
 

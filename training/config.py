@@ -75,6 +75,9 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # a run folder whose trained weights start this run (layers matched by name)
     glyph_weight: float = 0.0  # > 0: glyph auxiliary decoder (seed 004), an MSE step after each CTC step
+    # > 0: the final weights are the mean of the weights at every eval point from this step on (stochastic weight
+    # averaging over the low-lr tail of the schedule); 0: the last weights
+    average_from: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +153,8 @@ def parse_config(d: Any, base: Path = Path(".")) -> TrainConfig:
         raise ConfigError("model.stn is LPRNet's spatial transformer; it needs architecture lprnet")
     if float(d.get("glyph_weight", 0.0)) < 0:
         raise ConfigError("glyph_weight must be >= 0 (0: no glyph decoder)")
+    if int(d.get("average_from", 0)) < 0:
+        raise ConfigError("average_from must be >= 0 (0: no weight averaging)")
     if d.get("init") is not None:
         init = Path(str(d["init"]))
         d["init"] = str(init if init.is_absolute() else (base / init).resolve())

@@ -3,7 +3,9 @@
 A run folder holds ``config.yaml``, ``state.json`` (step and history), ``checkpoint/`` (weights + optimizer, and
 the glyph decoder's weights when ``glyph_weight`` > 0), ``final.weights.h5`` (the recogniser alone: the glyph
 decoder is not part of it), ``metrics.json`` and ``curves.png``. ``init: RUN_DIR`` starts a new run from another
-run's weights; ``model.stn`` runs switch the spatial transformer on at step ``model.stn_warmup``.
+run's weights; ``model.stn`` runs switch the spatial transformer on at step ``model.stn_warmup``;
+``average_from: STEP`` makes the final weights the mean of the weights at every eval point from STEP on (the
+running mean is kept in ``checkpoint/average.npz``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from training.models.lprnet import build_lprnet, split_weights
 from training.models.stn import set_stn_gate
 
 CKPT = "checkpoint"
+AVERAGE = "average.npz"  # the running weight average (config average_from)
 
 
 def build_model(cfg: TrainConfig, batch_size: int | None = None, for_export: bool = False) -> keras.Model:
@@ -66,14 +69,21 @@ def _lr_at(step: int, steps: int, peak: float) -> float:
 
 
 def _save_checkpoint(
-    run: Path, models: dict[str, keras.Model], opt: keras.optimizers.Optimizer, state: dict[str, Any]
+    run: Path,
+    models: dict[str, keras.Model],
+    opt: keras.optimizers.Optimizer,
+    state: dict[str, Any],
+    average: list[np.ndarray] | None = None,
 ) -> None:
-    """``models``: weights file name -> model (the recogniser, and the glyph decoder when there is one)."""
+    """``models``: weights file name -> model (the recogniser, and the glyph decoder when there is one);
+    ``average``: the running mean of the recogniser's weights (``average_from``)."""
     ck = run / CKPT
     ck.mkdir(exist_ok=True)
     for file, model in models.items():
         model.save_weights(ck / file)
     np.savez(ck / "optimizer.npz", *[v.numpy() for v in opt.variables])
+    if average is not None:
+        np.savez(ck / AVERAGE, *average)
     tmp = run / "state.json.tmp"
     tmp.write_text(json.dumps(state, indent=1))
     tmp.replace(run / "state.json")  # atomic: a crash never leaves a half-written state
@@ -87,9 +97,28 @@ def _load_checkpoint(
         model.load_weights(ck / file)
     opt.build(variables)
     saved = np.load(ck / "optimizer.npz")
-    for v, k in zip(opt.variables, sorted(saved.files, key=lambda s: int(s.split("_")[1])), strict=True):
+    for v, k in zip(opt.variables, _in_order(saved), strict=True):
         v.assign(saved[k])
     return json.loads((run / "state.json").read_text())
+
+
+def _in_order(saved: Any) -> list[str]:
+    """The array names of an ``np.savez(*arrays)`` file in their saved order (arr_0, arr_1, ... arr_10, ...)."""
+    return sorted(saved.files, key=lambda s: int(s.split("_")[1]))
+
+
+def _load_average(run: Path, state: dict[str, Any]) -> list[np.ndarray] | None:
+    if not state.get("averaged"):
+        return None
+    saved = np.load(run / CKPT / AVERAGE)
+    return [saved[k] for k in _in_order(saved)]
+
+
+def _add_to_average(average: list[np.ndarray] | None, weights: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """The running mean of ``n`` snapshots updated with one more."""
+    if average is None:
+        return [w.astype(np.float64) for w in weights]
+    return [a + (w - a) / (n + 1) for a, w in zip(average, weights, strict=True)]
 
 
 def init_from(model: keras.Model, run_dir: str | Path) -> int:
@@ -148,8 +177,10 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
         models["glyph.weights.h5"] = glyph
         variables += [v for layer in decoder_layers(glyph) for v in layer.trainable_variables]
     state: dict[str, Any] = {"step": 0, "history": []}
+    average = None
     if resume and (run / "state.json").is_file():
         state = _load_checkpoint(run, models, opt, variables)
+        average = _load_average(run, state)
         if verbose:
             print(f"resumed {run} at step {state['step']}")
     else:
@@ -229,11 +260,19 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
                     entry["eval_plate_accuracy"] = plate_accuracy(model, eval_arrays, alphabet)
                     shown.append(("eval_acc", entry["eval_plate_accuracy"]))
                 state["history"].append(entry)
-                _save_checkpoint(run, models, opt, state)
+                if cfg.average_from and state["step"] >= cfg.average_from:
+                    average = _add_to_average(average, model.get_weights(), state.get("averaged", 0))
+                    state["averaged"] = state.get("averaged", 0) + 1
+                _save_checkpoint(run, models, opt, state, average)
             bar.update(local + 1, shown)
         start = end
+    metrics: dict[str, Any] = {"steps": state["step"], "history": state["history"]}
+    if average is not None:
+        if eval_arrays is not None:
+            metrics["last_weights_plate_accuracy_float_greedy"] = plate_accuracy(model, eval_arrays, alphabet)
+        model.set_weights([a.astype(w.dtype) for a, w in zip(average, model.get_weights(), strict=True)])
+        metrics["averaged_snapshots"] = state["averaged"]
     model.save_weights(run / "final.weights.h5")
-    metrics = {"steps": state["step"], "history": state["history"]}
     if eval_arrays is not None:
         metrics["eval"] = {
             "data": cfg.eval.path,
