@@ -26,7 +26,7 @@ from sdk.dataset import read_scenes  # noqa: E402
 from sdk.errors import LprError  # noqa: E402
 from sdk.formats import alphabet_for  # noqa: E402
 from sdk.image import read_image  # noqa: E402
-from sdk.pipeline import Pipeline  # noqa: E402
+from sdk.pipeline import MARGIN, MARGINS, Pipeline  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for both engines")
     ap.add_argument("--limit", type=int, default=0, help="first N frames of each region (0: all)")
     ap.add_argument("--no-rapidocr", action="store_true", help="only our pipeline")
+    ap.add_argument("--single-read", action="store_true", help="read each plate at one margin (Pipeline margins)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = ap.parse_args(argv)
 
@@ -62,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sel:
             continue
         frames, truths = [read_image(s.path) for s in sel], [s.plates[0].text for s in sel]
-        pipe = Pipeline(args.detector, [args.recognizer], threads=args.threads, region=region)
+        margins = (MARGIN,) if args.single_read else MARGINS
+        pipe = Pipeline(args.detector, [args.recognizer], threads=args.threads, region=region, margins=margins)
         results, ms = timed(pipe.process, frames)
         hits = sum(any(p.text == t for p in r.plates) for r, t in zip(results, truths, strict=True))
         res: dict[str, Any] = {"n": len(sel), "ours_frames_read": round(hits / len(sel), 4), "ours_ms": round(ms, 2)}
