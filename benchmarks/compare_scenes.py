@@ -26,7 +26,7 @@ from sdk.dataset import read_scenes  # noqa: E402
 from sdk.errors import LprError  # noqa: E402
 from sdk.formats import alphabet_for  # noqa: E402
 from sdk.image import read_image  # noqa: E402
-from sdk.pipeline import MARGIN, MARGINS, Pipeline  # noqa: E402
+from sdk.pipeline import Pipeline, margins_for  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sel:
             continue
         frames, truths = [read_image(s.path) for s in sel], [s.plates[0].text for s in sel]
-        margins = (MARGIN,) if args.single_read else MARGINS
+        margins = margins_for(args.single_read)
         pipe = Pipeline(args.detector, [args.recognizer], threads=args.threads, region=region, margins=margins)
         results, ms = timed(pipe.process, frames)
         hits = sum(any(p.text == t for p in r.plates) for r, t in zip(results, truths, strict=True))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sdk.capture import open_source
 from sdk.errors import LprError
-from sdk.pipeline import MARGIN, MARGINS, Pipeline
+from sdk.pipeline import Pipeline, margins_for
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             region=args.region,
             min_confidence=args.min_confidence,
-            margins=(MARGIN,) if args.single_read else MARGINS,
+            margins=margins_for(args.single_read),
         )
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(args.out.open("a", encoding="utf-8")) if args.out else None

@@ -43,6 +43,11 @@ MARGINS = (MARGIN, (0.02, 0.05), (0.08, 0.18), (0.0, 0.0), (0.12, 0.25))
 ACCEPT_CONFIDENCE = 0.95
 
 
+def margins_for(single_read: bool) -> tuple[tuple[float, float], ...]:
+    """The pipeline's ``margins``: ``(MARGIN,)`` for one read per plate, else ``MARGINS``."""
+    return (MARGIN,) if single_read else MARGINS
+
+
 @dataclass(frozen=True)
 class PlateRead:
     """One plate of a frame: where it is, what it says and how sure each stage is."""

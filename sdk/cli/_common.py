@@ -11,7 +11,7 @@ import click
 
 from sdk.errors import LprError, RegionError
 from sdk.formats import check_region
-from sdk.pipeline import MARGIN, MARGINS
+from sdk.pipeline import margins_for
 
 TRAIN_HINT = 'this command needs the training extra: pip install "lpr-sdk[train]"'
 
@@ -24,7 +24,7 @@ margins_option = click.option(
     "--single-read",
     "margins",
     is_flag=True,
-    callback=lambda ctx, param, one: (MARGIN,) if one else MARGINS,
+    callback=lambda ctx, param, one: margins_for(one),
     help="Read each plate once, at the default margin, not at up to 5 margins until a read fits a plate format "
     "(faster; fewer plates read).",
 )
