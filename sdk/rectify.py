@@ -144,38 +144,27 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _has_collinear_triple(p: np.ndarray) -> bool:
-    scale = float(np.ptp(p, axis=0).max())
-    if scale == 0.0:
+    """Whether three of the points are collinear (relative to their spread); plain floats: 4 points are too few for
+    numpy to pay off."""
+    pts = p.tolist()
+    xs, ys = [x for x, _ in pts], [y for _, y in pts]
+    tol = 1e-9 * max(max(xs) - min(xs), max(ys) - min(ys)) ** 2
+    if tol == 0.0:
         return True
-    for i, j, k in combinations(range(len(p)), 3):
-        if abs(float(_cross(p[j] - p[i], p[k] - p[i]))) <= 1e-9 * scale * scale:
+    for (ax, ay), (bx, by), (cx, cy) in combinations(pts, 3):
+        if abs((bx - ax) * (cy - ay) - (by - ay) * (cx - ax)) <= tol:
             return True
     return False
 
 
-def _normaliser(p: np.ndarray) -> np.ndarray:
-    c = p.mean(axis=0)
-    s = math.sqrt(2.0) / max(float(np.linalg.norm(p - c, axis=1).mean()), 1e-12)
-    return np.array([[s, 0.0, -s * c[0]], [0.0, s, -s * c[1]], [0.0, 0.0, 1.0]])
-
-
 def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The 3x3 homography mapping 4 ``src`` points onto 4 ``dst`` points (Hartley-normalised DLT, float64)."""
+    """The 3x3 float64 homography mapping 4 ``src`` points onto 4 ``dst`` points (OpenCV's exact 4-point solve)."""
     if _has_collinear_triple(src) or _has_collinear_triple(dst):
         raise ImageError(f"degenerate quad (three corners collinear): {dst.tolist()}")
-    ts, td = _normaliser(src), _normaliser(dst)
-    s = src @ ts[:2, :2].T + ts[:2, 2]
-    d = dst @ td[:2, :2].T + td[:2, 2]
-    a = np.zeros((8, 8))
-    for i, ((x, y), (u, v)) in enumerate(zip(s, d, strict=True)):
-        a[2 * i] = (x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y)
-        a[2 * i + 1] = (0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y)
-    try:
-        h = np.append(np.linalg.solve(a, d.ravel()), 1.0).reshape(3, 3)
-    except np.linalg.LinAlgError:
-        raise ImageError(f"degenerate quad (no homography): {dst.tolist()}") from None
-    out = np.linalg.inv(td) @ h @ ts
-    return out / out[2, 2]
+    h = cv2.getPerspectiveTransform(src.astype(np.float32), dst.astype(np.float32)).astype(np.float64)
+    if not np.all(np.isfinite(h)) or h[2, 2] == 0.0:
+        raise ImageError(f"degenerate quad (no homography): {dst.tolist()}")
+    return h / h[2, 2]
 
 
 def _apply_h(h: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
