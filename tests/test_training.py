@@ -43,7 +43,10 @@ def test_resume_continues_from_checkpoint(tmp_path, synth_dir):
     from training.train_recognizer import train
 
     run = tmp_path / "run"
-    train(parse_config(tiny_config(synth_dir, steps=4)), run, verbose=False)
+    config = tiny_config(synth_dir, steps=4)
+    config["stages"][0]["data"][0].update(tilt=6, balance=1.0)  # kept in the saved config.yaml for the resume
+    train(parse_config(config), run, verbose=False)
+    assert "tilt: 6.0" in (run / "config.yaml").read_text()
     cfg = (run / "config.yaml").read_text().replace("steps: 4", "steps: 6")
     (run / "config.yaml").write_text(cfg)
     metrics = train(None, run, resume=True, verbose=False)  # type: ignore[arg-type]
@@ -136,3 +139,47 @@ def test_export_form_computes_the_same_function(tiny_run):
     x = np.random.default_rng(1).random((1, 24, 94, 3), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(export(x)), rtol=1e-4, atol=1e-4)
     assert "ctx_concat" not in {layer.name for layer in export.layers}
+
+
+def _arrays(texts):
+    from training.data.pipeline import PlateArrays
+
+    n = len(texts)
+    images = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 8, 3), np.uint8)
+    return PlateArrays(images, np.zeros((n, 10), np.int32), np.ones(n, np.int32), tuple(texts), ("us",) * n)
+
+
+def test_oversample_rare_repeats_rows_with_rare_characters():
+    from training.data.pipeline import oversample_rare
+
+    a = _arrays(["AAA1", "AAA2", "AAA1", "AAA2", "WAA1"])
+    assert oversample_rare(a, 0.0) is a
+    b = oversample_rare(a, 1.0)
+    # counts: A 14, 1 3, 2 2, W 1; median 2.5 -> rows with 1 once, with 2 once (1.25), the W row 2.5 -> 2 times
+    assert b.texts.count("WAA1") == 2 and b.texts.count("AAA1") == 2 and len(b.texts) == 6
+    assert [int(im[0, 0, 0]) for im in b.images] == [0, 1, 2, 3, 4, 4]  # images follow their rows
+    assert oversample_rare(a, 5.0, cap=3).texts.count("WAA1") == 3
+
+
+def test_tilt_rotates_about_the_centre_and_zero_is_identity():
+    import tensorflow as tf
+
+    from training.data.pipeline import tilt
+
+    tf.random.set_seed(0)
+    x = np.zeros((64, 24, 96, 1), np.float32)
+    x[:, 11:13, 8:88] = 1.0  # a horizontal bar through the centre
+    x = tf.constant(x)
+    np.testing.assert_allclose(tilt(x, tf.zeros(64)).numpy(), x.numpy(), atol=1e-6)
+    y = tilt(x, tf.fill((64,), 10.0)).numpy()[..., 0]
+    changed = [i for i in range(64) if np.abs(y[i] - x.numpy()[i, ..., 0]).max() > 0.5]
+    assert 10 < len(changed) < 54  # about half
+    rows = np.arange(24)[:, None]
+
+    def bar_row(img: np.ndarray, c: int) -> float:  # the bar's mean row in columns c..c+5
+        return float((img[:, c : c + 6] * rows).sum() / max(img[:, c : c + 6].sum(), 1e-6))
+
+    for i in changed:
+        assert y[i, 11:13, 46:50].mean() > 0.5  # the centre stays put
+        slanted = abs(bar_row(y[i], 30) - bar_row(y[i], 60)) > 0.5
+        assert slanted or y[i, :, 8:14].sum() < x.numpy()[i, :, 8:14].sum() - 1  # or shrunk

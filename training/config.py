@@ -20,13 +20,17 @@ class ConfigError(LprError, ValueError):
 
 @dataclass(frozen=True)
 class DataSource:
-    """A ``labels.csv`` folder; ``weight`` sets its share when a stage mixes sources."""
+    """A ``labels.csv`` folder; ``weight`` sets its share when a stage mixes sources. With ``augment``, ``tilt`` > 0
+    also rotates and shears half the images by up to that many degrees; ``balance`` > 0 repeats rows holding rare
+    characters (see :func:`training.data.pipeline.oversample_rare`)."""
 
     path: str
     split: Split = "all"
     regions: tuple[str, ...] | None = None
     weight: float = 1.0
     augment: bool = True
+    tilt: float = 0.0
+    balance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ def _source(d: Any, where: str, base: Path) -> DataSource:
     d = _folder(DataSource, d, where, base)
     if d.get("regions") is not None:
         d["regions"] = tuple(d["regions"])
+    d["tilt"], d["balance"] = float(d.get("tilt", 0.0)), float(d.get("balance", 0.0))
+    if d["tilt"] < 0 or d["balance"] < 0:
+        raise ConfigError(f"{where}: tilt and balance must be >= 0 (0: off)")
     return DataSource(**d)
 
 

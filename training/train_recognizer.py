@@ -23,7 +23,7 @@ import tensorflow as tf
 from sdk.decode import decode_batch
 from sdk.formats import ALPHABETS
 from training.config import TrainConfig, load_config, open_run
-from training.data.pipeline import PlateArrays, load_arrays, make_dataset
+from training.data.pipeline import PlateArrays, load_arrays, make_dataset, oversample_rare
 from training.models.crnn import build_crnn
 from training.models.glyph import build_glyph_decoder, decoder_layers, glyph_labels, text_box
 from training.models.lprnet import build_lprnet, split_weights
@@ -222,7 +222,9 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
         if state["step"] >= end:
             start = end
             continue
-        parts = [(load_arrays(s, alphabet, cfg.input_size, cfg.regions), s.weight, s.augment) for s in stage.data]
+        parts = [
+            (oversample_rare(load_arrays(s, alphabet, cfg.input_size, cfg.regions), s.balance), s) for s in stage.data
+        ]
         glyphs = None
         if glyph is not None:
             size, box = tuple(glyph.output_shape[1:3]), tuple(state["glyph_box"])

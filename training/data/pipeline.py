@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
@@ -51,10 +53,58 @@ def load_arrays(source: DataSource, alphabet: str, size: tuple[int, int], defaul
     return PlateArrays(images, labels, lengths, tuple(r.text for r in rows), tuple(r.region for r in rows))
 
 
-def augment(images: tf.Tensor) -> tf.Tensor:
-    """Batch augmentation in [0, 1] float: crop jitter (tight/loose/shifted), brightness, contrast, noise."""
+def oversample_rare(arrays: PlateArrays, power: float, cap: int = 8) -> PlateArrays:
+    """Rows repeated by ``(median character count / count of the row's rarest character) ** power`` (1 to ``cap``
+    times), so characters the real data rarely holds (cn's other provinces, br's W) are not drowned by the
+    frequent ones and the model leans less on its prior. ``power`` 0 returns ``arrays`` unchanged."""
+    if power <= 0:
+        return arrays
+    counts = Counter(c for t in arrays.texts for c in t)
+    ref = float(np.median(list(counts.values())))
+    reps = [min(cap, max(1, round((ref / min(counts[c] for c in t)) ** power))) for t in arrays.texts]
+    idx = np.repeat(np.arange(len(reps)), reps)
+    return replace(
+        arrays,
+        images=arrays.images[idx],
+        labels=arrays.labels[idx],
+        lengths=arrays.lengths[idx],
+        texts=tuple(arrays.texts[i] for i in idx),
+        regions=tuple(arrays.regions[i] for i in idx),
+    )
+
+
+def tilt(images: tf.Tensor, max_deg: tf.Tensor) -> tf.Tensor:
+    """Rotate and shear half the images (per image up to ``max_deg`` (N,) degrees each way), shrunk so the rotated
+    plate still fits the frame as in a tight axis-aligned crop of a tilted plate; edges are replicated."""
+    n = tf.shape(images)[0]
+    h, w = float(images.shape[1]), float(images.shape[2])
+    on = tf.cast(tf.random.uniform((n,)) < 0.5, tf.float32) * max_deg * (math.pi / 180)
+    a = tf.random.uniform((n,), -1.0, 1.0) * on
+    k = tf.random.uniform((n,), -1.0, 1.0) * tf.tan(on)
+    cos, sin = tf.cos(a), tf.sin(a)
+    scale = tf.minimum(1.0, tf.minimum(h / (w * tf.abs(sin) + h * cos), w / (w * cos + h * tf.abs(sin))))
+    # output pixel -> input pixel: centre + (shear(-k) @ rotation(-a) / scale) @ (p - centre)
+    a0, a1, b0, b1 = (cos + k * sin) / scale, (sin - k * cos) / scale, -sin / scale, cos / scale
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    zeros = tf.zeros_like(a0)
+    t = tf.stack([a0, a1, cx - a0 * cx - a1 * cy, b0, b1, cy - b0 * cx - b1 * cy, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=t,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    )
+
+
+def augment(images: tf.Tensor, max_tilt: tf.Tensor | None = None) -> tf.Tensor:
+    """Batch augmentation in [0, 1] float: tilt (where ``max_tilt`` (N,) degrees > 0), crop jitter
+    (tight/loose/shifted), brightness, contrast, noise."""
     n = tf.shape(images)[0]
     h, w = images.shape[1], images.shape[2]
+    if max_tilt is not None:
+        images = tilt(images, max_tilt)
     jitter = tf.random.uniform((n, 4), -0.08, 0.08)
     boxes = tf.stack([jitter[:, 0] * 1.5, jitter[:, 1], 1.0 + jitter[:, 2] * 1.5, 1.0 + jitter[:, 3]], axis=1)
     x = tf.image.crop_and_resize(images, boxes, tf.range(n), (h, w), extrapolation_value=0.5)
@@ -68,30 +118,31 @@ def augment(images: tf.Tensor) -> tf.Tensor:
 
 
 def make_dataset(
-    parts: list[tuple[PlateArrays, float, bool]],
+    parts: list[tuple[PlateArrays, DataSource]],
     batch_size: int,
     seed: int,
     extras: list[np.ndarray] | None = None,
 ) -> tf.data.Dataset:
-    """An infinite, shuffled, batched mix of (arrays, weight, augment) parts yielding (x, labels, lengths), plus
-    the matching rows of ``extras`` (one array per part, e.g. glyph images) as a fourth element when given."""
+    """An infinite, shuffled, batched mix of parts (arrays, the source's weight/augment/tilt) yielding (x, labels,
+    lengths), plus the matching rows of ``extras`` (one array per part, e.g. glyph images) as a fourth element
+    when given."""
     streams = []
-    for i, (arrays, _, aug) in enumerate(parts):
+    for i, (arrays, src) in enumerate(parts):
         extra = extras[i] if extras is not None else np.zeros((len(arrays.images), 0), np.uint8)
         ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels, arrays.lengths, extra))
         ds = ds.shuffle(min(len(arrays.images), 20000), seed=seed).repeat()
-        ds = ds.map(lambda x, y, n, e, a=aug: (x, y, n, e, tf.constant(a)))
+        ds = ds.map(lambda x, y, n, e, a=src.augment, t=src.tilt: (x, y, n, e, tf.constant(a), tf.constant(t)))
         streams.append(ds)
-    weights = np.array([w for _, w, _ in parts], np.float64)
+    weights = np.array([src.weight for _, src in parts], np.float64)
     ds = (
         streams[0]
         if len(streams) == 1
         else tf.data.Dataset.sample_from_datasets(streams, list(weights / weights.sum()), seed=seed)
     )
 
-    def prep(x, y, n, e, aug):
+    def prep(x, y, n, e, aug, max_tilt):
         x = tf.cast(x, tf.float32) / 255.0
-        x = tf.where(aug[:, None, None, None], augment(x), x)
+        x = tf.where(aug[:, None, None, None], augment(x, max_tilt), x)
         return (x, y, n, e) if extras is not None else (x, y, n)
 
     return ds.batch(batch_size, drop_remainder=True).map(prep, num_parallel_calls=2).prefetch(2)
