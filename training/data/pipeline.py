@@ -140,9 +140,11 @@ def make_dataset(
         else tf.data.Dataset.sample_from_datasets(streams, list(weights / weights.sum()), seed=seed)
     )
 
+    tilted = any(src.tilt > 0 for _, src in parts)  # else no tilt op: older recipes draw the same random numbers
+
     def prep(x, y, n, e, aug, max_tilt):
         x = tf.cast(x, tf.float32) / 255.0
-        x = tf.where(aug[:, None, None, None], augment(x, max_tilt), x)
+        x = tf.where(aug[:, None, None, None], augment(x, max_tilt if tilted else None), x)
         return (x, y, n, e) if extras is not None else (x, y, n)
 
     return ds.batch(batch_size, drop_remainder=True).map(prep, num_parallel_calls=2).prefetch(2)
