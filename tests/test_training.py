@@ -44,9 +44,9 @@ def test_resume_continues_from_checkpoint(tmp_path, synth_dir):
 
     run = tmp_path / "run"
     config = tiny_config(synth_dir, steps=4)
-    config["stages"][0]["data"][0].update(tilt=6, balance=1.0)  # kept in the saved config.yaml for the resume
+    config["stages"][0]["data"][0].update(tilt=6, lowres=2.5, balance=1.0)  # kept in config.yaml for the resume
     train(parse_config(config), run, verbose=False)
-    assert "tilt: 6.0" in (run / "config.yaml").read_text()
+    assert "tilt: 6.0" in (run / "config.yaml").read_text() and "lowres: 2.5" in (run / "config.yaml").read_text()
     cfg = (run / "config.yaml").read_text().replace("steps: 4", "steps: 6")
     (run / "config.yaml").write_text(cfg)
     metrics = train(None, run, resume=True, verbose=False)  # type: ignore[arg-type]
@@ -183,3 +183,42 @@ def test_tilt_rotates_about_the_centre_and_zero_is_identity():
         assert y[i, 11:13, 46:50].mean() > 0.5  # the centre stays put
         slanted = abs(bar_row(y[i], 30) - bar_row(y[i], 60)) > 0.5
         assert slanted or y[i, :, 8:14].sum() < x.numpy()[i, :, 8:14].sum() - 1  # or shrunk
+
+
+def test_gaussian_blur_matches_opencv_per_image():
+    import cv2
+    import tensorflow as tf
+
+    from training.data.pipeline import gaussian_blur
+
+    x = np.random.default_rng(0).random((3, 24, 96, 3)).astype(np.float32)
+    y = gaussian_blur(tf.constant(x), tf.constant([0.0, 1.0, 2.0]), 6).numpy()
+    np.testing.assert_allclose(y[0], x[0], atol=1e-6)  # sigma 0: unchanged
+    for i, sigma in ((1, 1.0), (2, 2.0)):
+        ref = cv2.GaussianBlur(x[i], (13, 13), sigma, borderType=cv2.BORDER_REFLECT)
+        np.testing.assert_allclose(y[i], ref, atol=1e-5)
+
+
+def test_lowres_blurs_about_half_of_the_sources_that_ask_for_it():
+    import tensorflow as tf
+
+    from training.data.pipeline import blur_sigma, lowres
+
+    tf.random.set_seed(0)
+    assert float(blur_sigma(1.0)) == 0.0 and abs(float(blur_sigma(3.0)) - 2**0.5) < 1e-6
+    x = np.random.default_rng(1).random((80, 24, 96, 3)).astype(np.float32)
+    y = lowres(tf.constant(x), tf.constant([1.0] * 40 + [3.0] * 40), 5).numpy()
+    changed = np.abs(y - x).max(axis=(1, 2, 3)) > 1e-4
+    assert not changed[:40].any()  # factor 1: never
+    assert 8 < changed[40:].sum() < 32  # about half
+    assert (y[40:][changed[40:]].std(axis=(1, 2)) < x[40:][changed[40:]].std(axis=(1, 2))).all()  # smoother
+
+
+def test_per_source_augmentation_options_are_validated(synth_dir):
+    from training.config import ConfigError, parse_config
+
+    for key, value, msg in (("tilt", -1, "tilt and balance"), ("lowres", 0.5, "lowres is a downscale factor")):
+        config = tiny_config(synth_dir)
+        config["stages"][0]["data"][0][key] = value
+        with pytest.raises(ConfigError, match=msg):
+            parse_config(config)

@@ -21,8 +21,9 @@ class ConfigError(LprError, ValueError):
 @dataclass(frozen=True)
 class DataSource:
     """A ``labels.csv`` folder; ``weight`` sets its share when a stage mixes sources. With ``augment``, ``tilt`` > 0
-    also rotates and shears half the images by up to that many degrees; ``balance`` > 0 repeats rows holding rare
-    characters (see :func:`training.data.pipeline.oversample_rare`)."""
+    also rotates and shears half the images by up to that many degrees, ``lowres`` > 1 blurs half of them as if the
+    plate were up to that many times smaller; ``balance`` > 0 repeats rows holding rare characters (see
+    :func:`training.data.pipeline.oversample_rare`)."""
 
     path: str
     split: Split = "all"
@@ -30,6 +31,7 @@ class DataSource:
     weight: float = 1.0
     augment: bool = True
     tilt: float = 0.0
+    lowres: float = 0.0
     balance: float = 0.0
 
 
@@ -113,9 +115,12 @@ def _source(d: Any, where: str, base: Path) -> DataSource:
     d = _folder(DataSource, d, where, base)
     if d.get("regions") is not None:
         d["regions"] = tuple(d["regions"])
-    d["tilt"], d["balance"] = float(d.get("tilt", 0.0)), float(d.get("balance", 0.0))
+    for key in ("tilt", "lowres", "balance"):
+        d[key] = float(d.get(key, 0.0))
     if d["tilt"] < 0 or d["balance"] < 0:
         raise ConfigError(f"{where}: tilt and balance must be >= 0 (0: off)")
+    if d["lowres"] != 0 and d["lowres"] < 1:
+        raise ConfigError(f"{where}: lowres is a downscale factor >= 1 (0: off)")
     return DataSource(**d)
 
 

@@ -98,9 +98,42 @@ def tilt(images: tf.Tensor, max_deg: tf.Tensor) -> tf.Tensor:
     )
 
 
-def augment(images: tf.Tensor, max_tilt: tf.Tensor | None = None) -> tf.Tensor:
+def blur_sigma(factor: tf.Tensor | float) -> tf.Tensor:
+    """The Gaussian sigma (pixels) that makes a sharp image look ``factor`` times lower in resolution: area
+    downsampling then bilinear upsampling blur by about ``0.5 * factor``, less the image's own ~0.5 px."""
+    return 0.5 * tf.sqrt(tf.maximum(tf.cast(factor, tf.float32) ** 2 - 1.0, 0.0))
+
+
+def gaussian_blur(images: tf.Tensor, sigma: tf.Tensor, radius: int) -> tf.Tensor:
+    """Blur each image (N, H, W, C) with its own separable Gaussian of ``sigma`` (N,) pixels, ``radius`` taps each
+    side, edges mirrored (OpenCV's BORDER_REFLECT)."""
+    n, (h, w, c) = tf.shape(images)[0], images.shape[1:]
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    g = tf.exp(-(taps[None, :] ** 2) / (2 * tf.maximum(sigma, 1e-3)[:, None] ** 2))
+    g = tf.transpose(tf.repeat(g / tf.reduce_sum(g, axis=1, keepdims=True), c, axis=0))  # (taps, N*C)
+    # every image's channels side by side as one image's channels, so one depthwise conv blurs each its own way
+    x = tf.reshape(tf.transpose(images, (1, 2, 0, 3)), (1, h, w, -1))
+    x = tf.pad(x, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+    x = tf.nn.depthwise_conv2d(x, g[:, None, :, None], [1, 1, 1, 1], "VALID")
+    x = tf.nn.depthwise_conv2d(x, g[None, :, :, None], [1, 1, 1, 1], "VALID")
+    return tf.transpose(tf.reshape(x[0], (h, w, n, c)), (2, 0, 1, 3))
+
+
+def lowres(images: tf.Tensor, max_factor: tf.Tensor, radius: int) -> tf.Tensor:
+    """Blur half the images as if seen ``1..max_factor`` (N,) times smaller (a small, distant plate in a scene)."""
+    n = tf.shape(images)[0]
+    f = 1.0 + tf.random.uniform((n,)) * tf.maximum(max_factor - 1.0, 0.0)
+    return gaussian_blur(images, blur_sigma(tf.where(tf.random.uniform((n,)) < 0.5, f, 1.0)), radius)
+
+
+def augment(
+    images: tf.Tensor,
+    max_tilt: tf.Tensor | None = None,
+    max_lowres: tf.Tensor | None = None,
+    lowres_radius: int = 0,
+) -> tf.Tensor:
     """Batch augmentation in [0, 1] float: tilt (where ``max_tilt`` (N,) degrees > 0), crop jitter
-    (tight/loose/shifted), brightness, contrast, noise."""
+    (tight/loose/shifted), low resolution (where ``max_lowres`` (N,) > 1), brightness, contrast, noise."""
     n = tf.shape(images)[0]
     h, w = images.shape[1], images.shape[2]
     if max_tilt is not None:
@@ -108,6 +141,8 @@ def augment(images: tf.Tensor, max_tilt: tf.Tensor | None = None) -> tf.Tensor:
     jitter = tf.random.uniform((n, 4), -0.08, 0.08)
     boxes = tf.stack([jitter[:, 0] * 1.5, jitter[:, 1], 1.0 + jitter[:, 2] * 1.5, 1.0 + jitter[:, 3]], axis=1)
     x = tf.image.crop_and_resize(images, boxes, tf.range(n), (h, w), extrapolation_value=0.5)
+    if max_lowres is not None:
+        x = lowres(x, max_lowres, lowres_radius)
     x = x * tf.random.uniform((n, 1, 1, 1), 0.6, 1.3) + tf.random.uniform((n, 1, 1, 1), -0.2, 0.2)
     mean = tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True)
     x = (x - mean) * tf.random.uniform((n, 1, 1, 1), 0.6, 1.3) + mean
@@ -123,15 +158,25 @@ def make_dataset(
     seed: int,
     extras: list[np.ndarray] | None = None,
 ) -> tf.data.Dataset:
-    """An infinite, shuffled, batched mix of parts (arrays, the source's weight/augment/tilt) yielding (x, labels,
-    lengths), plus the matching rows of ``extras`` (one array per part, e.g. glyph images) as a fourth element
-    when given."""
+    """An infinite, shuffled, batched mix of parts (arrays, the source's weight/augment/tilt/lowres) yielding
+    (x, labels, lengths), plus the matching rows of ``extras`` (one array per part, e.g. glyph images) as a fourth
+    element when given."""
     streams = []
     for i, (arrays, src) in enumerate(parts):
         extra = extras[i] if extras is not None else np.zeros((len(arrays.images), 0), np.uint8)
         ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels, arrays.lengths, extra))
         ds = ds.shuffle(min(len(arrays.images), 20000), seed=seed).repeat()
-        ds = ds.map(lambda x, y, n, e, a=src.augment, t=src.tilt: (x, y, n, e, tf.constant(a), tf.constant(t)))
+        ds = ds.map(
+            lambda x, y, n, e, a=src.augment, t=src.tilt, r=src.lowres: (
+                x,
+                y,
+                n,
+                e,
+                tf.constant(a),
+                tf.constant(t),
+                tf.constant(r),
+            )
+        )
         streams.append(ds)
     weights = np.array([src.weight for _, src in parts], np.float64)
     ds = (
@@ -140,11 +185,15 @@ def make_dataset(
         else tf.data.Dataset.sample_from_datasets(streams, list(weights / weights.sum()), seed=seed)
     )
 
-    tilted = any(src.tilt > 0 for _, src in parts)  # else no tilt op: older recipes draw the same random numbers
+    # ops only for the options some source uses, so older recipes draw the same random numbers as before
+    tilted = any(src.tilt > 0 for _, src in parts)
+    factor = max(src.lowres for _, src in parts)
+    radius = math.ceil(3 * float(blur_sigma(factor)))
 
-    def prep(x, y, n, e, aug, max_tilt):
+    def prep(x, y, n, e, aug, max_tilt, max_lowres):
         x = tf.cast(x, tf.float32) / 255.0
-        x = tf.where(aug[:, None, None, None], augment(x, max_tilt if tilted else None), x)
+        args = (max_tilt if tilted else None, max_lowres if radius > 0 else None, radius)
+        x = tf.where(aug[:, None, None, None], augment(x, *args), x)
         return (x, y, n, e) if extras is not None else (x, y, n)
 
     return ds.batch(batch_size, drop_remainder=True).map(prep, num_parallel_calls=2).prefetch(2)
