@@ -68,3 +68,24 @@ def test_dull_look_lowers_saturation_and_contrast():
 
     (sat, contrast), (dull_sat, dull_contrast) = look(False), look(True)
     assert dull_sat < 0.7 * sat and dull_contrast < 0.8 * contrast
+
+
+def test_old_br_w_is_drawn_as_an_upside_down_m():
+    from PIL import Image, ImageDraw
+
+    from training.synth.plates import LATIN_FONTS, _draw_text_fit
+
+    def draw(text: str, flip: bool) -> np.ndarray:
+        img = Image.new("L", (400, 100), 0)
+        box = (0, 10, 400, 90)
+        _draw_text_fit(ImageDraw.Draw(img), box, text, LATIN_FONTS[0], 255, random.Random(0), flipped_m_w=flip)
+        return np.asarray(img, np.float32)[10:90] / 255
+
+    m = draw("M", False)[::-1]
+
+    def mismatch(a: np.ndarray) -> float:  # pixels that differ, per pixel of ink
+        return float(np.abs(a - m).sum() / m.sum())
+
+    assert mismatch(draw("W", True)) < 0.05  # the M, flipped top to bottom, in the same place
+    assert mismatch(draw("W", False)) > 0.3  # the font's own W is another shape
+    assert np.array_equal(draw("AB1", True), draw("AB1", False))  # other glyphs as before

@@ -38,6 +38,10 @@ FIXED_PITCH = {"cn": 0.8, "us": 0.0, "br": 0.0, "eu": 0.0}
 DULL = {"cn": 0.0, "us": 0.0, "br": 0.6, "eu": 0.0}
 # The lowest resolution degrade() drops a crop to before scaling it back up, as a fraction of the output size.
 MIN_SCALE = 0.35
+# The old Brazilian plates' font (Mandatory) draws W as an upside-down M: straight outer stems, the middle rising
+# to a point. None of the bundled fonts has that W (theirs is wide and slanted, and the model reads the real one as
+# M or U), so it is drawn flipped from the font's M on this share of the br_old plates.
+FLIPPED_M_W = {"br_old": 0.8}
 # How often each format of a region is drawn.
 FORMAT_WEIGHTS = {"cn_blue": 0.8, "cn_green": 0.2, "br_old": 0.75, "br_mercosul": 0.25}
 WORDS = (
@@ -113,11 +117,13 @@ def _draw_text_fit(
     rng: random.Random,
     cjk_first: bool = False,
     pitch: bool = False,
+    flipped_m_w: bool = False,
 ) -> None:
     """Draw ``text`` spread over ``box`` (x0, y0, x1, y1), each glyph scaled to the box height.
 
     With ``pitch`` the letters and digits sit in equal cells as on plates printed in a fixed-pitch plate font: a
-    glyph wider than the cell (the median glyph width) is squeezed to it, a narrower one is centred in it.
+    glyph wider than the cell (the median glyph width) is squeezed to it, a narrower one is centred in it. With
+    ``flipped_m_w`` each W is drawn as the font's M upside down.
     """
     x0, y0, x1, y1 = box
     h = y1 - y0
@@ -125,7 +131,8 @@ def _draw_text_fit(
     for i, ch in enumerate(text):
         name = CJK_FONT if (cjk_first and i == 0) else font_name
         font = _font(name, h)
-        bbox = font.getbbox(ch) if ch.strip() else (0, 0, h // 3, h)
+        drawn = "M" if flipped_m_w and ch == "W" else ch
+        bbox = font.getbbox(drawn) if ch.strip() else (0, 0, h // 3, h)
         glyphs.append((ch, font, bbox))
     natural = [max(1, b[2] - b[0]) for _, _, b in glyphs]
     cell = int(np.median([w for (ch, _, _), w in zip(glyphs, natural, strict=True) if ch.isalnum()] or [1]))
@@ -137,7 +144,13 @@ def _draw_text_fit(
     ldraw = ImageDraw.Draw(layer)
     x = 0.0
     for (ch, font, bbox), nat, w in zip(glyphs, natural, widths, strict=True):
-        if ch.strip():
+        if flipped_m_w and ch == "W":  # centred on the layer's middle row, so the flip keeps it in line
+            y = (h - (bbox[3] - bbox[1])) / 2 - bbox[1] + h / 2
+            glyph = Image.new("L", (nat, h * 2), 0)
+            ImageDraw.Draw(glyph).text((-bbox[0], y), "M", font=font, fill=255)
+            glyph = glyph.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+            layer.paste(255, (int(x + max(0, w - nat) / 2), 0), glyph.resize((min(w, nat), h * 2)))
+        elif ch.strip():
             y = (h - (bbox[3] - bbox[1])) / 2 - bbox[1] + h / 2
             if nat > w:  # squeezed into its cell
                 glyph = Image.new("L", (nat, h * 2), 0)
@@ -199,7 +212,9 @@ def draw_flat_plate(text: str, layout: str, fmt: PlateFormat, rng: random.Random
     shown = "".join(c for c in fmt.display(text, layout))
     font = rng.choice(LATIN_FONTS)
     pitch = _chance(rng, FIXED_PITCH[family])
-    _draw_text_fit(d, (x0, int(h * text_top), x1, int(h * text_bot)), shown, font, fg, rng, family == "cn", pitch)
+    flip = "W" in shown and _chance(rng, FLIPPED_M_W.get(fmt.name, 0.0))
+    box = (x0, int(h * text_top), x1, int(h * text_bot))
+    _draw_text_fit(d, box, shown, font, fg, rng, family == "cn", pitch, flip)
     return img
 
 
