@@ -151,6 +151,7 @@ def test_tiny_detector_trains_exports_and_runs(tiny_detector):
     root, metrics = tiny_detector
     hist = metrics["history"]
     assert len(hist["proposal"]) == 2 and hist["proposal"][-1]["loss"] < hist["proposal"][0]["loss"]
+    assert len(hist["corners_mined"]) == 1 and (root / "run" / "corners_mined" / "final.weights.h5").is_file()
     assert set(metrics["eval"]["float"]["overall"]) >= {"ap_50", "ap_90", "recall_50"}
     det = Detector(root / "bundle", score_threshold=0.0)
     for stage in ("proposal", "corners"):
@@ -185,6 +186,46 @@ def test_evaluate_detector_cli(tiny_detector):
     assert r.exit_code == 2 and "detector proposal bundle is needed" in r.output
 
 
+def test_mined_crops_follow_the_proposals(tmp_path):
+    pytest.importorskip("PIL")
+    from training.config import CornersConfig, SceneSource
+    from training.data.detector_data import _corner_target, mine_corner_crops
+    from training.synth.scenes import render_scene_dataset
+
+    render_scene_dataset(tmp_path, 2, ["us"], seed=1, size=(320, 192))
+    scenes = read_scenes(tmp_path)
+    assert not any(s.partial for s in scenes)
+    cfg = CornersConfig(input_size=(24, 64))
+    boxes = {}
+    for s in scenes:
+        gt = np.array([[*p.corners.min(axis=0), *p.corners.max(axis=0)] for p in s.plates])
+        w = gt[0, 2] - gt[0, 0]
+        free = next(  # a plate-sized box on no plate
+            b
+            for x in range(0, 320, 8)
+            for y in range(0, 192, 8)
+            if iou_matrix((b := np.array([x, y, x + 24.0, y + 8]))[None], gt).max() == 0
+        )
+        boxes[str(s.path)] = [gt[0] + [w * 0.1, 0, w * 0.1, 0], free, gt[0] + [w * 0.8, 0, w * 0.8, 0]]
+
+    from sdk.image import read_image
+
+    frames = {str(s.path): read_image(s.path) for s in scenes}
+
+    def propose(frame):
+        key = next(k for k, f in frames.items() if f is frame or np.array_equal(f, frame))
+        return np.array(boxes[key]), np.ones(3)
+
+    x, y = mine_corner_crops(propose, [SceneSource(str(tmp_path), copies=2)], cfg)
+    assert x.shape == (8, 24, 64, 3) and y.shape == (8, 9)  # the near miss (IoU ~0.1) is left out; 2 copies each
+    for i, s in enumerate(scenes):
+        on, off = y[4 * i], y[4 * i + 2]
+        window = proposal_crop(boxes[str(s.path)][0], cfg.crop_aspect, cfg.crop_expand)
+        np.testing.assert_allclose(on, _corner_target(s.plates[0].corners, window, cfg.coord_scale), rtol=1e-5)
+        np.testing.assert_array_equal(x[4 * i], crop_window(frames[str(s.path)], window, 64, 24)[..., ::-1])
+        assert not off.any() and np.array_equal(y[4 * i + 1], on)
+
+
 def test_detector_config_validation(tmp_path):
     pytest.importorskip("yaml")
     from training.config import ConfigError, config_kind, parse_detector_config
@@ -198,6 +239,7 @@ def test_detector_config_validation(tmp_path):
         ({**ok, "data": [{"path": "s", "copies": 0}]}, "copies"),
         ({**ok, "corners": {"nope": 1}}, "unknown key"),
         ({**ok, "corners": {"score": "max"}}, "corners.score"),
+        ({**ok, "corners": {"mine_epochs": -1}}, "mine_epochs"),
         ({"name": "d"}, "needs 'name' and 'data'"),
     ):
         with pytest.raises(ConfigError, match=msg):

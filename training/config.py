@@ -237,6 +237,10 @@ class CornersConfig:
     epochs: int = 15
     batch_size: int = 64
     lr: float = 2e-3
+    # then, with mine_epochs > 0, a fine-tune on the trained proposal stage's own proposals added to the crops:
+    # those on a plate (IoU >= MINE_POS_IOU, corners as targets) and those on nothing in fully labelled frames
+    mine_epochs: int = 0
+    mine_lr: float = 5e-4
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,8 @@ def parse_detector_config(d: Any, base: Path = Path(".")) -> DetectorConfig:
     d["corners"] = CornersConfig(**_sizes(_build(CornersConfig, d.get("corners", {}), "corners"), "corners"))
     if d["corners"].score not in SCORE_MODES:
         raise ConfigError(f"corners.score must be one of {', '.join(SCORE_MODES)}")
+    if d["corners"].mine_epochs < 0:
+        raise ConfigError("corners.mine_epochs must be >= 0 (0: no fine-tune on mined proposals)")
     if d["proposal"].input_size[0] % 16 or d["proposal"].input_size[1] % 16:
         raise ConfigError("proposal.input_size must be multiples of 16")
     return DetectorConfig(**d)

@@ -1,8 +1,10 @@
 """Train the detector cascade (proposal, then corners) from a config; resumable, with a record in the run folder.
 
 A run folder holds ``config.yaml``, ``cache/`` (the training arrays, cut once), ``proposal/`` and ``corners/``
-(each with ``backup/`` for resuming, ``final.weights.h5`` and ``history.json``), ``metrics.json`` (float AP on
-the eval scenes) and ``curves.png``.
+(each with ``backup/`` for resuming, ``final.weights.h5`` and ``history.json``), ``corners_mined/`` likewise
+when ``corners.mine_epochs`` > 0 (the corners stage fine-tuned with crops around the proposal stage's own
+proposals added; these are the corners weights the run exports), ``metrics.json`` (float AP on the eval scenes)
+and ``curves.png``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sdk.dataset import read_scenes
 from sdk.detector import Detector
 from sdk.evaluate import evaluate_detector
 from training.config import DetectorConfig, load_detector_config, open_run
-from training.data.detector_data import DetectorArrays, build_arrays
+from training.data.detector_data import DetectorArrays, build_arrays, mine_corner_crops
 from training.models.detector import build_corners, build_proposal
 
 STAGES = ("proposal", "corners")
@@ -82,16 +84,33 @@ def build_stage(cfg: DetectorConfig, stage: str, batch_size: int | None = None) 
     return build_corners(cfg.corners.input_size, cfg.corners.width, batch_size)
 
 
-def _train_stage(cfg: DetectorConfig, run: Path, stage: str, arrays: DetectorArrays, verbose: bool) -> list[dict]:
-    scfg = getattr(cfg, stage)
-    x, y = (arrays.frames, arrays.targets) if stage == "proposal" else (arrays.crops, arrays.crop_targets)
-    folder = run / stage
+def stage_weights(cfg: DetectorConfig, run: Path, stage: str) -> Path:
+    """The final weights of a stage: for the corners, the mined fine-tune's when the config asks for one."""
+    folder = "corners_mined" if stage == "corners" and cfg.corners.mine_epochs > 0 else stage
+    return run / folder / "final.weights.h5"
+
+
+def _fit(
+    cfg: DetectorConfig,
+    folder: Path,
+    stage: str,
+    data: tuple[np.ndarray, np.ndarray],
+    epochs: int,
+    lr: float,
+    verbose: bool,
+    init: Path | None = None,
+) -> list[dict]:
+    """Train one stage's network on (x, y) in ``folder`` (resumable per epoch), from ``init`` weights if given."""
+    x, y = data
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "final.weights.h5").is_file():
         return json.loads((folder / "history.json").read_text())
+    scfg = getattr(cfg, stage)
     model = build_stage(cfg, stage)
+    if init is not None:
+        model.load_weights(init)
     steps = max(1, len(x) // scfg.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(scfg.lr, steps * scfg.epochs, alpha=0.02)
+    schedule = keras.optimizers.schedules.CosineDecay(lr, steps * epochs, alpha=0.02)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4, clipnorm=5.0),
         loss=proposal_loss if stage == "proposal" else corners_loss,
@@ -99,7 +118,7 @@ def _train_stage(cfg: DetectorConfig, run: Path, stage: str, arrays: DetectorArr
     log = folder / "history.csv"  # appended per epoch, so a resumed run keeps the earlier epochs
     model.fit(
         _dataset(x, y, scfg.batch_size, cfg.seed),
-        epochs=scfg.epochs,
+        epochs=epochs,
         verbose=2 if verbose else 0,
         callbacks=[
             keras.callbacks.BackupAndRestore(str(folder / "backup")),
@@ -111,6 +130,30 @@ def _train_stage(cfg: DetectorConfig, run: Path, stage: str, arrays: DetectorArr
     hist = [{"epoch": int(r[0]) + 1, "loss": float(r[1])} for r in rows]
     (folder / "history.json").write_text(json.dumps(hist, indent=1))
     return hist
+
+
+def _train_stage(cfg: DetectorConfig, run: Path, stage: str, arrays: DetectorArrays, verbose: bool) -> list[dict]:
+    scfg = getattr(cfg, stage)
+    data = (arrays.frames, arrays.targets) if stage == "proposal" else (arrays.crops, arrays.crop_targets)
+    return _fit(cfg, run / stage, stage, data, scfg.epochs, scfg.lr, verbose)
+
+
+def _train_mined(
+    cfg: DetectorConfig, run: Path, arrays: DetectorArrays, verbose: bool, limit: int | None
+) -> list[dict]:
+    """Fine-tune the trained corners stage on its crops plus those mined from the proposal stage's proposals."""
+    folder = run / "corners_mined"
+    if (folder / "final.weights.h5").is_file():
+        return json.loads((folder / "history.json").read_text())
+    proposal = build_stage(cfg, "proposal")
+    proposal.load_weights(run / "proposal" / "final.weights.h5")
+    detector = Detector.from_stages(FloatStage(proposal, stage_extra(cfg, "proposal")), None)
+    x, y = mine_corner_crops(detector.propose, cfg.data, cfg.corners, limit)
+    if verbose:
+        print(f"mined {len(x)} corners crops ({int(y[:, 0].sum()) if len(y) else 0} plates) from the proposals")
+    data = (np.concatenate([arrays.crops, x]), np.concatenate([arrays.crop_targets, y]))
+    c = cfg.corners
+    return _fit(cfg, folder, "corners", data, c.mine_epochs, c.mine_lr, verbose, run / "corners" / "final.weights.h5")
 
 
 class FloatStage:
@@ -156,7 +199,7 @@ def load_trained_detector(run_dir: str | Path, batch_size: int | None = None) ->
     models = {}
     for stage in STAGES:
         m = build_stage(cfg, stage, batch_size)
-        m.load_weights(run / stage / "final.weights.h5")
+        m.load_weights(stage_weights(cfg, run, stage))
         models[stage] = m
     return cfg, models
 
@@ -203,6 +246,8 @@ def train_detector(
             f"({int(arrays.crop_targets[:, 0].sum())} plates)"
         )
     histories = {stage: _train_stage(cfg, run, stage, arrays, verbose) for stage in STAGES}
+    if cfg.corners.mine_epochs > 0:
+        histories["corners_mined"] = _train_mined(cfg, run, arrays, verbose, limit)
     plot_curves(run, histories)
     metrics: dict[str, Any] = {"history": histories}
     if cfg.eval is not None:

@@ -4,12 +4,14 @@ Proposal stage: each frame (with scale/offset jitter for extra copies) warped to
 target map per stride cell: a Gaussian plate-centre heat map, the centre offset and log box size at the centre
 cell, and a weight for negatives (lower on frames where not every plate is labelled).
 Corners stage: crops around jittered plate boxes (positives, with corner targets in crop units) and around
-plate-free windows (negatives), exactly as the runtime cuts them (:func:`sdk.detector.crop_window`).
+plate-free windows (negatives), exactly as the runtime cuts them (:func:`sdk.detector.crop_window`); then,
+optionally, around the trained proposal stage's own proposals (:func:`mine_corner_crops`).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +22,8 @@ from sdk.image import fast_resize, read_image
 from training.config import CornersConfig, ProposalConfig, SceneSource
 
 PARTIAL_NEG_WEIGHT = 0.25  # frames where other plates may be unlabelled: negatives count less
+MINE_POS_IOU = 0.25  # a mined proposal this close to a plate learns that plate's corners
+MINE_NEG_IOU = 0.05  # one this far from every plate (in a fully labelled frame) learns "no plate"
 
 
 @dataclass
@@ -174,3 +178,37 @@ def build_arrays(
         np.stack(crops) if crops else np.zeros((0, ch, cw, 3), np.uint8),
         np.stack(ctargets) if ctargets else np.zeros((0, 9), np.float32),
     )
+
+
+def mine_corner_crops(
+    propose: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    sources: tuple[SceneSource, ...] | list[SceneSource],
+    cfg: CornersConfig,
+    limit: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Corners-stage crops (RGB) and targets cut around the proposals ``propose(frame) -> (boxes, scores)`` makes
+    on the training frames: the crops the corners stage really sees, mis-placed and mis-sized as they come, and
+    the look-alikes the proposal stage fires on (hard negatives; only in fully labelled frames). Each frame counts
+    ``copies`` times, as in :func:`build_arrays`."""
+    h, w = cfg.input_size
+    crops, targets = [], []
+    for src in sources:
+        for sf in read_scenes(src.path, src.split)[:limit]:
+            frame = read_image(sf.path)
+            gt = np.array([[*p.corners.min(axis=0), *p.corners.max(axis=0)] for p in sf.plates]).reshape(-1, 4)
+            for box in propose(frame)[0]:
+                iou = iou_matrix(box[None], gt)[0] if len(gt) else np.zeros(1)
+                k = int(iou.argmax())
+                if iou[k] >= MINE_POS_IOU and gt[k, 2] - gt[k, 0] >= 12:
+                    window = proposal_crop(box, cfg.crop_aspect, cfg.crop_expand)
+                    target = _corner_target(sf.plates[k].corners, window, cfg.coord_scale)
+                elif iou[k] < MINE_NEG_IOU and not sf.partial:
+                    window, target = proposal_crop(box, cfg.crop_aspect, cfg.crop_expand), np.zeros(9, np.float32)
+                else:
+                    continue
+                crop = crop_window(frame, window, w, h)[..., ::-1]
+                crops += [crop] * src.copies
+                targets += [target] * src.copies
+    if not crops:
+        return np.zeros((0, h, w, 3), np.uint8), np.zeros((0, 9), np.float32)
+    return np.stack(crops), np.stack(targets)
