@@ -199,11 +199,11 @@ def mine_corner_crops(
             for box in propose(frame)[0]:
                 iou = iou_matrix(box[None], gt)[0] if len(gt) else np.zeros(1)
                 k = int(iou.argmax())
+                window = proposal_crop(box, cfg.crop_aspect, cfg.crop_expand)
                 if iou[k] >= MINE_POS_IOU and gt[k, 2] - gt[k, 0] >= 12:
-                    window = proposal_crop(box, cfg.crop_aspect, cfg.crop_expand)
                     target = _corner_target(sf.plates[k].corners, window, cfg.coord_scale)
                 elif iou[k] < MINE_NEG_IOU and not sf.partial:
-                    window, target = proposal_crop(box, cfg.crop_aspect, cfg.crop_expand), np.zeros(9, np.float32)
+                    target = np.zeros(9, np.float32)
                 else:
                     continue
                 crop = crop_window(frame, window, w, h)[..., ::-1]
