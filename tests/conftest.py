@@ -113,8 +113,8 @@ def pkgs(tiny_bundle, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_detector(tmp_path_factory):
-    """A tiny detector trained for two epochs per stage (and one on mined proposals) on rendered scenes, exported
-    to int8 bundles."""
+    """A tiny detector trained for two epochs per stage (and one on proposals mined with its int8 proposal stage) on
+    rendered scenes, exported to int8 bundles."""
     if not HAS_TF:
         pytest.skip('needs the training extra: pip install "lpr-sdk[train]"')
     from training.config import parse_detector_config
@@ -130,7 +130,14 @@ def tiny_detector(tmp_path_factory):
             "data": [{"path": str(root / "scenes"), "copies": 2}],
             "eval": {"path": str(root / "scenes")},
             "proposal": {"input_size": [64, 112], "width": 0.25, "epochs": 2, "batch_size": 8, "box_scale": 12},
-            "corners": {"input_size": [24, 64], "width": 0.25, "epochs": 2, "batch_size": 16, "mine_epochs": 1},
+            "corners": {
+                "input_size": [24, 64],
+                "width": 0.25,
+                "epochs": 2,
+                "batch_size": 16,
+                "mine_epochs": 1,
+                "mine_int8": True,
+            },
         }
     )
     metrics = train_detector(cfg, root / "run", verbose=False)

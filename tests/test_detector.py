@@ -151,7 +151,9 @@ def test_tiny_detector_trains_exports_and_runs(tiny_detector):
     root, metrics = tiny_detector
     hist = metrics["history"]
     assert len(hist["proposal"]) == 2 and hist["proposal"][-1]["loss"] < hist["proposal"][0]["loss"]
-    assert len(hist["corners_mined"]) == 1 and (root / "run" / "corners_mined" / "final.weights.h5").is_file()
+    mined = root / "run" / "corners_mined"
+    assert len(hist["corners_mined"]) == 1 and (mined / "final.weights.h5").is_file()
+    assert json.loads((mined / "proposal_int8" / "manifest.json").read_text())["input"]["dtype"] == "int8"
     assert set(metrics["eval"]["float"]["overall"]) >= {"ap_50", "ap_90", "recall_50"}
     det = Detector(root / "bundle", score_threshold=0.0)
     for stage in ("proposal", "corners"):

@@ -241,6 +241,7 @@ class CornersConfig:
     # those on a plate (IoU >= MINE_POS_IOU, corners as targets) and those on nothing in fully labelled frames
     mine_epochs: int = 0
     mine_lr: float = 5e-4
+    mine_int8: bool = False  # mine with the int8 proposal stage (the boxes the device will see), not the float one
 
 
 @dataclass(frozen=True)

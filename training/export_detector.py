@@ -14,9 +14,7 @@ from sdk.evaluate import evaluate_detector
 from training.config import SceneSource
 from training.data.detector_data import build_arrays
 from training.export import MAX_DROP_PP, QuantizeError, base_manifest, convert_int8
-from training.train_detector import STAGES, float_detector, load_trained_detector, stage_extra
-
-ARCHITECTURES = {"proposal": "plate-proposal-dws", "corners": "plate-corners-dws"}
+from training.train_detector import ARCHITECTURES, STAGES, float_detector, load_trained_detector, stage_extra
 
 
 def quantize_detector_run(

@@ -3,7 +3,8 @@
 A run folder holds ``config.yaml``, ``cache/`` (the training arrays, cut once), ``proposal/`` and ``corners/``
 (each with ``backup/`` for resuming, ``final.weights.h5`` and ``history.json``), ``corners_mined/`` likewise
 when ``corners.mine_epochs`` > 0 (the corners stage fine-tuned with crops around the proposal stage's own
-proposals added; these are the corners weights the run exports), ``metrics.json`` (float AP on the eval scenes)
+proposals added; these are the corners weights the run exports; with ``mine_int8`` it holds the int8 proposal
+bundle that mined them), ``metrics.json`` (float AP on the eval scenes)
 and ``curves.png``.
 """
 
@@ -17,14 +18,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sdk.bundle import write_bundle
 from sdk.dataset import read_scenes
 from sdk.detector import Detector
 from sdk.evaluate import evaluate_detector
 from training.config import DetectorConfig, load_detector_config, open_run
 from training.data.detector_data import DetectorArrays, build_arrays, mine_corner_crops
+from training.export import base_manifest, convert_int8
 from training.models.detector import build_corners, build_proposal
 
 STAGES = ("proposal", "corners")
+ARCHITECTURES = {"proposal": "plate-proposal-dws", "corners": "plate-corners-dws"}
 
 
 def proposal_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -145,15 +149,29 @@ def _train_mined(
     folder = run / "corners_mined"
     if (folder / "final.weights.h5").is_file():
         return json.loads((folder / "history.json").read_text())
-    proposal = build_stage(cfg, "proposal")
+    proposal = build_stage(cfg, "proposal", batch_size=1 if cfg.corners.mine_int8 else None)
     proposal.load_weights(run / "proposal" / "final.weights.h5")
-    detector = Detector.from_stages(FloatStage(proposal, stage_extra(cfg, "proposal")), None)
+    if cfg.corners.mine_int8:
+        detector = _int8_proposal(cfg, proposal, arrays.frames, folder / "proposal_int8")
+    else:
+        detector = Detector.from_stages(FloatStage(proposal, stage_extra(cfg, "proposal")), None)
     x, y = mine_corner_crops(detector.propose, cfg.data, cfg.corners, limit)
     if verbose:
         print(f"mined {len(x)} corners crops ({int(y[:, 0].sum()) if len(y) else 0} plates) from the proposals")
     data = (np.concatenate([arrays.crops, x]), np.concatenate([arrays.crop_targets, y]))
     c = cfg.corners
     return _fit(cfg, folder, "corners", data, c.mine_epochs, c.mine_lr, verbose, run / "corners" / "final.weights.h5")
+
+
+def _int8_proposal(cfg: DetectorConfig, model: keras.Model, frames: np.ndarray, out: Path, n: int = 200) -> Detector:
+    """The proposal stage as the full-int8 bundle the device runs (calibrated on ``n`` of the training frames)."""
+    pick = np.random.default_rng(cfg.seed).choice(len(frames), min(n, len(frames)), replace=False)
+    tflite = convert_int8(model, frames[np.sort(pick)].astype("float32") / 255.0)
+    calibration = {"data": "training frames", "split": "train", "n": len(pick)}
+    manifest = base_manifest(tflite, "detector", f"{cfg.name}-proposal", ARCHITECTURES["proposal"], "NHWC", calibration)
+    manifest["extra"] = {**stage_extra(cfg, "proposal"), **manifest["extra"]}
+    write_bundle(out, tflite, manifest)
+    return Detector(out)
 
 
 class FloatStage:
