@@ -13,8 +13,8 @@ from sdk.detector import Detector
 from sdk.evaluate import evaluate_detector
 from training.config import SceneSource
 from training.data.detector_data import build_arrays
-from training.export import MAX_DROP_PP, QuantizeError, base_manifest, convert_int8
-from training.train_detector import ARCHITECTURES, STAGES, float_detector, load_trained_detector, stage_extra
+from training.export import MAX_DROP_PP, QuantizeError, convert_int8
+from training.train_detector import STAGES, float_detector, load_trained_detector, stage_manifest
 
 
 def quantize_detector_run(
@@ -38,12 +38,7 @@ def quantize_detector_run(
         "corners": convert_int8(models["corners"], calib.crops[: max_calib * 4].astype("float32") / 255.0),
     }
     calibration = {"data": str(calib_dir), "split": calib_split, "n": len(calib.frames)}
-    manifests = {}
-    for stage in STAGES:
-        layout = "NHWC" if stage == "proposal" else "NC"
-        m = base_manifest(tflite[stage], "detector", f"{cfg.name}-{stage}", ARCHITECTURES[stage], layout, calibration)
-        m["extra"] = {**stage_extra(cfg, stage), **m["extra"]}
-        manifests[stage] = m
+    manifests = {stage: stage_manifest(cfg, stage, tflite[stage], calibration) for stage in STAGES}
     if eval_dir is None and cfg.eval is not None:
         eval_dir, eval_split = cfg.eval.path, cfg.eval.split
     metrics: dict[str, Any] = {}

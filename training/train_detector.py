@@ -4,8 +4,7 @@ A run folder holds ``config.yaml``, ``cache/`` (the training arrays, cut once), 
 (each with ``backup/`` for resuming, ``final.weights.h5`` and ``history.json``), ``corners_mined/`` likewise
 when ``corners.mine_epochs`` > 0 (the corners stage fine-tuned with crops around the proposal stage's own
 proposals added; these are the corners weights the run exports; with ``mine_int8`` it holds the int8 proposal
-bundle that mined them), ``metrics.json`` (float AP on the eval scenes)
-and ``curves.png``.
+bundle that mined them), ``metrics.json`` (float AP on the eval scenes) and ``curves.png``.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from training.models.detector import build_corners, build_proposal
 
 STAGES = ("proposal", "corners")
 ARCHITECTURES = {"proposal": "plate-proposal-dws", "corners": "plate-corners-dws"}
+LAYOUTS = {"proposal": "NHWC", "corners": "NC"}
 
 
 def proposal_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -107,8 +107,8 @@ def _fit(
     """Train one stage's network on (x, y) in ``folder`` (resumable per epoch), from ``init`` weights if given."""
     x, y = data
     folder.mkdir(parents=True, exist_ok=True)
-    if (folder / "final.weights.h5").is_file():
-        return json.loads((folder / "history.json").read_text())
+    if (done := _finished(folder)) is not None:
+        return done
     scfg = getattr(cfg, stage)
     model = build_stage(cfg, stage)
     if init is not None:
@@ -136,6 +136,13 @@ def _fit(
     return hist
 
 
+def _finished(folder: Path) -> list[dict] | None:
+    """The history of a stage that already finished in ``folder``, else None."""
+    if not (folder / "final.weights.h5").is_file():
+        return None
+    return json.loads((folder / "history.json").read_text())
+
+
 def _train_stage(cfg: DetectorConfig, run: Path, stage: str, arrays: DetectorArrays, verbose: bool) -> list[dict]:
     scfg = getattr(cfg, stage)
     data = (arrays.frames, arrays.targets) if stage == "proposal" else (arrays.crops, arrays.crop_targets)
@@ -147,8 +154,8 @@ def _train_mined(
 ) -> list[dict]:
     """Fine-tune the trained corners stage on its crops plus those mined from the proposal stage's proposals."""
     folder = run / "corners_mined"
-    if (folder / "final.weights.h5").is_file():
-        return json.loads((folder / "history.json").read_text())
+    if (done := _finished(folder)) is not None:  # before mining, which takes minutes
+        return done
     proposal = build_stage(cfg, "proposal", batch_size=1 if cfg.corners.mine_int8 else None)
     proposal.load_weights(run / "proposal" / "final.weights.h5")
     if cfg.corners.mine_int8:
@@ -168,10 +175,15 @@ def _int8_proposal(cfg: DetectorConfig, model: keras.Model, frames: np.ndarray, 
     pick = np.random.default_rng(cfg.seed).choice(len(frames), min(n, len(frames)), replace=False)
     tflite = convert_int8(model, frames[np.sort(pick)].astype("float32") / 255.0)
     calibration = {"data": "training frames", "split": "train", "n": len(pick)}
-    manifest = base_manifest(tflite, "detector", f"{cfg.name}-proposal", ARCHITECTURES["proposal"], "NHWC", calibration)
-    manifest["extra"] = {**stage_extra(cfg, "proposal"), **manifest["extra"]}
-    write_bundle(out, tflite, manifest)
+    write_bundle(out, tflite, stage_manifest(cfg, "proposal", tflite, calibration))
     return Detector(out)
+
+
+def stage_manifest(cfg: DetectorConfig, stage: str, tflite: bytes, calibration: dict[str, Any]) -> dict[str, Any]:
+    """A stage bundle's manifest: the shared fields plus the stage's decoding constants in ``extra``."""
+    m = base_manifest(tflite, "detector", f"{cfg.name}-{stage}", ARCHITECTURES[stage], LAYOUTS[stage], calibration)
+    m["extra"] = {**stage_extra(cfg, stage), **m["extra"]}
+    return m
 
 
 class FloatStage:
