@@ -129,7 +129,14 @@ def tiny_detector(tmp_path_factory):
             "name": "tiny-det",
             "data": [{"path": str(root / "scenes"), "copies": 2}],
             "eval": {"path": str(root / "scenes")},
-            "proposal": {"input_size": [64, 112], "width": 0.25, "epochs": 2, "batch_size": 8, "box_scale": 12},
+            "proposal": {
+                "input_size": [64, 112],
+                "width": 0.25,
+                "epochs": 2,
+                "batch_size": 8,
+                "box_scale": 12,
+                "qat_epochs": 1,
+            },
             "corners": {
                 "input_size": [24, 64],
                 "width": 0.25,

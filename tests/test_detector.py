@@ -151,6 +151,7 @@ def test_tiny_detector_trains_exports_and_runs(tiny_detector):
     root, metrics = tiny_detector
     hist = metrics["history"]
     assert len(hist["proposal"]) == 2 and hist["proposal"][-1]["loss"] < hist["proposal"][0]["loss"]
+    assert len(hist["proposal_qat"]) == 1 and (root / "run" / "proposal_qat" / "final.weights.h5").is_file()
     mined = root / "run" / "corners_mined"
     assert len(hist["corners_mined"]) == 1 and (mined / "final.weights.h5").is_file()
     assert json.loads((mined / "proposal_int8" / "manifest.json").read_text())["input"]["dtype"] == "int8"
@@ -186,6 +187,22 @@ def test_evaluate_detector_cli(tiny_detector):
     assert out["overall"]["n"] == 12 and out["latency_ms_median"] is not None
     r = CliRunner().invoke(main, ["evaluate-detector", "cn", "--data", str(root / "scenes")])
     assert r.exit_code == 2 and "detector proposal bundle is needed" in r.output
+
+
+def test_fake_quant_proposal_rounds_relu6_outputs_to_the_int8_grid():
+    import keras
+
+    from training.models.detector import RELU6_STEP, build_proposal
+
+    plain, fq = build_proposal((32, 48), 0.25), build_proposal((32, 48), 0.25, fake_quant=True)
+    assert len(plain.weights) == len(fq.weights)  # the same weights: plain runs export what fake_quant trained
+    fq.set_weights(plain.get_weights())
+    x = np.random.default_rng(0).random((1, 32, 48, 3), dtype=np.float32)
+    relu = keras.Model(fq.input, [fq.get_layer("stem_relu").output, fq.get_layer("stem_relu_fq").output])
+    raw, rounded = (np.asarray(t) for t in relu(x))
+    np.testing.assert_allclose(rounded / RELU6_STEP, np.round(raw / RELU6_STEP), atol=1e-3)
+    assert 0 < np.abs(rounded - raw).max() <= RELU6_STEP / 2 + 1e-6
+    assert not np.allclose(np.asarray(fq(x)), np.asarray(plain(x)))
 
 
 def test_mined_crops_follow_the_proposals(tmp_path):
@@ -242,6 +259,7 @@ def test_detector_config_validation(tmp_path):
         ({**ok, "corners": {"nope": 1}}, "unknown key"),
         ({**ok, "corners": {"score": "max"}}, "corners.score"),
         ({**ok, "corners": {"mine_epochs": -1}}, "mine_epochs"),
+        ({**ok, "proposal": {"qat_epochs": -1}}, "qat_epochs"),
         ({"name": "d"}, "needs 'name' and 'data'"),
     ):
         with pytest.raises(ConfigError, match=msg):

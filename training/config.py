@@ -223,6 +223,10 @@ class ProposalConfig:
     epochs: int = 12
     batch_size: int = 16
     lr: float = 2e-3
+    # then, with qat_epochs > 0, a quantisation-aware fine-tune: every ReLU6 output rounded to the int8 grid the
+    # exported model uses (straight-through gradient), so the weights learn to live with int8 activations
+    qat_epochs: int = 0
+    qat_lr: float = 2e-4
 
 
 @dataclass(frozen=True)
@@ -289,6 +293,8 @@ def parse_detector_config(d: Any, base: Path = Path(".")) -> DetectorConfig:
         raise ConfigError(f"corners.score must be one of {', '.join(SCORE_MODES)}")
     if d["corners"].mine_epochs < 0:
         raise ConfigError("corners.mine_epochs must be >= 0 (0: no fine-tune on mined proposals)")
+    if d["proposal"].qat_epochs < 0:
+        raise ConfigError("proposal.qat_epochs must be >= 0 (0: no quantisation-aware fine-tune)")
     if d["proposal"].input_size[0] % 16 or d["proposal"].input_size[1] % 16:
         raise ConfigError("proposal.input_size must be multiples of 16")
     return DetectorConfig(**d)

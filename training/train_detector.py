@@ -1,7 +1,9 @@
 """Train the detector cascade (proposal, then corners) from a config; resumable, with a record in the run folder.
 
 A run folder holds ``config.yaml``, ``cache/`` (the training arrays, cut once), ``proposal/`` and ``corners/``
-(each with ``backup/`` for resuming, ``final.weights.h5`` and ``history.json``), ``corners_mined/`` likewise
+(each with ``backup/`` for resuming, ``final.weights.h5`` and ``history.json``), ``proposal_qat/`` likewise when
+``proposal.qat_epochs`` > 0 (the proposal stage fine-tuned quantisation-aware; the proposal weights the run mines
+with and exports), ``corners_mined/`` likewise
 when ``corners.mine_epochs`` > 0 (the corners stage fine-tuned with crops around the proposal stage's own
 proposals added; these are the corners weights the run exports; with ``mine_int8`` it holds the int8 proposal
 bundle that mined them), ``metrics.json`` (float AP on the eval scenes) and ``curves.png``.
@@ -82,15 +84,20 @@ def load_or_build_arrays(cfg: DetectorConfig, run: Path, limit: int | None = Non
     return arrays
 
 
-def build_stage(cfg: DetectorConfig, stage: str, batch_size: int | None = None) -> keras.Model:
+def build_stage(
+    cfg: DetectorConfig, stage: str, batch_size: int | None = None, fake_quant: bool = False
+) -> keras.Model:
     if stage == "proposal":
-        return build_proposal(cfg.proposal.input_size, cfg.proposal.width, batch_size)
+        return build_proposal(cfg.proposal.input_size, cfg.proposal.width, batch_size, fake_quant)
     return build_corners(cfg.corners.input_size, cfg.corners.width, batch_size)
 
 
 def stage_weights(cfg: DetectorConfig, run: Path, stage: str) -> Path:
-    """The final weights of a stage: for the corners, the mined fine-tune's when the config asks for one."""
-    folder = "corners_mined" if stage == "corners" and cfg.corners.mine_epochs > 0 else stage
+    """The final weights of a stage: those of its fine-tune (quantisation-aware / mined) when the config asks."""
+    if stage == "proposal":
+        folder = "proposal_qat" if cfg.proposal.qat_epochs > 0 else stage
+    else:
+        folder = "corners_mined" if cfg.corners.mine_epochs > 0 else stage
     return run / folder / "final.weights.h5"
 
 
@@ -103,14 +110,18 @@ def _fit(
     lr: float,
     verbose: bool,
     init: Path | None = None,
+    fake_quant: bool = False,
 ) -> list[dict]:
-    """Train one stage's network on (x, y) in ``folder`` (resumable per epoch), from ``init`` weights if given."""
+    """Train one stage's network on (x, y) in ``folder`` (resumable per epoch), from ``init`` weights if given.
+
+    ``fake_quant`` trains the quantisation-aware build; its weights are the plain build's (no extra variables).
+    """
     x, y = data
     folder.mkdir(parents=True, exist_ok=True)
     if (done := _finished(folder)) is not None:
         return done
     scfg = getattr(cfg, stage)
-    model = build_stage(cfg, stage)
+    model = build_stage(cfg, stage, fake_quant=fake_quant)
     if init is not None:
         model.load_weights(init)
     steps = max(1, len(x) // scfg.batch_size)
@@ -149,6 +160,14 @@ def _train_stage(cfg: DetectorConfig, run: Path, stage: str, arrays: DetectorArr
     return _fit(cfg, run / stage, stage, data, scfg.epochs, scfg.lr, verbose)
 
 
+def _train_qat(cfg: DetectorConfig, run: Path, arrays: DetectorArrays, verbose: bool) -> list[dict]:
+    """Fine-tune the trained proposal stage with its ReLU6 outputs on the int8 grid (quantisation-aware)."""
+    p = cfg.proposal
+    data = (arrays.frames, arrays.targets)
+    init = run / "proposal" / "final.weights.h5"
+    return _fit(cfg, run / "proposal_qat", "proposal", data, p.qat_epochs, p.qat_lr, verbose, init, fake_quant=True)
+
+
 def _train_mined(
     cfg: DetectorConfig, run: Path, arrays: DetectorArrays, verbose: bool, limit: int | None
 ) -> list[dict]:
@@ -157,7 +176,7 @@ def _train_mined(
     if (done := _finished(folder)) is not None:  # before mining, which takes minutes
         return done
     proposal = build_stage(cfg, "proposal", batch_size=1 if cfg.corners.mine_int8 else None)
-    proposal.load_weights(run / "proposal" / "final.weights.h5")
+    proposal.load_weights(stage_weights(cfg, run, "proposal"))
     if cfg.corners.mine_int8:
         detector = _int8_proposal(cfg, proposal, arrays.frames, folder / "proposal_int8")
     else:
@@ -276,6 +295,8 @@ def train_detector(
             f"({int(arrays.crop_targets[:, 0].sum())} plates)"
         )
     histories = {stage: _train_stage(cfg, run, stage, arrays, verbose) for stage in STAGES}
+    if cfg.proposal.qat_epochs > 0:
+        histories["proposal_qat"] = _train_qat(cfg, run, arrays, verbose)
     if cfg.corners.mine_epochs > 0:
         histories["corners_mined"] = _train_mined(cfg, run, arrays, verbose, limit)
     plot_curves(run, histories)
