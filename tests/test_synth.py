@@ -89,3 +89,24 @@ def test_old_br_w_is_drawn_as_an_upside_down_m():
     assert mismatch(draw("W", True)) < 0.05  # the M, flipped top to bottom, in the same place
     assert mismatch(draw("W", False)) > 0.3  # the font's own W is another shape
     assert np.array_equal(draw("AB1", True), draw("AB1", False))  # other glyphs as before
+
+
+def test_cn_cells_follow_the_gb_layout():
+    from PIL import Image
+
+    from training.synth.plates import LATIN_FONTS, _draw_cn_cells
+
+    img = Image.new("RGB", (440, 140), 0)
+    _draw_cn_cells(img, "皖A·B3058", LATIN_FONTS[1], (255, 255, 255), random.Random(0))
+    ink = np.asarray(img)[..., 0] > 127
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8))
+    glyphs = sorted(s for s in stats[1:].tolist() if s[3] > 0.5 * 140)  # left to right; the province may split
+    latin = glyphs[-6:]  # A, B, 3, 0, 5, 8
+    heights = [h for _, _, _, h, _ in latin]
+    assert min(heights) >= 0.6 * 140 and max(heights) - min(heights) <= 3  # tall glyphs, all of one height
+    assert all(w <= 0.55 * h for _, _, w, h, _ in latin)  # narrow: the 45x90 mm cell
+    lefts = [x for x, *_ in latin]
+    steps = np.diff(lefts[1:])  # B to 8: one pitch (cell + gap)
+    assert steps.max() - steps.min() <= 3
+    dot = [s for s in stats[1:].tolist() if 4 < s[4] < 400 and s[0] > lefts[0] + latin[0][2] and s[0] < lefts[1]]
+    assert len(dot) == 1  # the separator dot, between the 2nd and 3rd character

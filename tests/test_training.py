@@ -222,3 +222,17 @@ def test_per_source_augmentation_options_are_validated(synth_dir):
         config["stages"][0]["data"][0][key] = value
         with pytest.raises(ConfigError, match=msg):
             parse_config(config)
+
+
+def test_eval_run_script_reads_as_the_training_eval(tiny_run, synth_dir):
+    """benchmarks/eval_run.py (the renderer A/B measure) gives the run's own last eval plate accuracy."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_run.py"
+    argv = [sys.executable, str(script), str(tiny_run), "--data", str(synth_dir), "--region", "cn"]
+    out = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    last = json.loads((tiny_run / "metrics.json").read_text())["history"][-1]
+    assert out["n"] == 48 and 0.0 <= out["char_accuracy"] <= 1.0
+    assert out["plate_accuracy"] == pytest.approx(last["eval_plate_accuracy"], abs=1e-6)

@@ -34,6 +34,9 @@ OUT_WIDTH = {"cn": (94, 160), "us": (90, 320), "br": (120, 230), "eu": (110, 260
 # How often the main text is set in fixed-pitch cells, as plate fonts do. Only cn uses it: on latin plates it
 # did not help synthetic-only training read real crops (configs/experiments/synth_latin_*.yaml).
 FIXED_PITCH = {"cn": 0.8, "us": 0.0, "br": 0.0, "eu": 0.0}
+# How often a cn plate is set as the GB standard prints it (``_draw_cn_cells``: tall narrow glyphs filling equal
+# cells, 1 as a plain bar, a wide gap with a dot after the second character) rather than by ``_draw_text_fit``.
+CN_CELLS = 0.8
 # How often a region's crops get the washed-out, low-contrast look of the real br crops (degrade's ``dull``).
 DULL = {"cn": 0.0, "us": 0.0, "br": 0.6, "eu": 0.0}
 # The lowest resolution degrade() drops a crop to before scaling it back up, as a fraction of the output size.
@@ -166,6 +169,48 @@ def _draw_text_fit(
     draw.bitmap((ox, y0), layer, fill=fill)
 
 
+def _glyph(ch: str, font_name: str, size: int, stroke: int) -> Image.Image:
+    """``ch``'s ink, cropped tight, white on black (``L``), drawn at ``size`` px with ``stroke`` px of extra weight."""
+    font = _font(font_name, size)
+    x0, y0, x1, y1 = font.getbbox(ch, stroke_width=stroke)
+    img = Image.new("L", (x1 - x0 + 2, y1 - y0 + 2), 0)
+    ImageDraw.Draw(img).text((1 - x0, 1 - y0), ch, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+    return img.crop(img.getbbox() or (0, 0, 1, 1))
+
+
+def _draw_cn_cells(
+    img: Image.Image, shown: str, font_name: str, fill: tuple[int, int, int], rng: random.Random
+) -> None:
+    """Draw a cn plate's text as the GB standard lays it out (440x140 mm plate: 45x90 mm glyph cells 12 mm apart,
+    34 mm with a dot between the 2nd and 3rd character), with the glyph height drawn from what tight CCPD crops
+    show (64-80 % of the plate). Each glyph fills its cell's height and is squeezed to the cell's width when wider;
+    the digit 1 is often a plain bar (the font's I), as in the plate font."""
+    w, h = img.size
+    chars = [c for c in shown if c != "·"]
+    n = len(chars)
+    gh = h * rng.uniform(0.64, 0.8)
+    # Widths in glyph heights: cell 0.5, gap 0.133, separator gap 0.378 (7 chars: 3.5 + 0.67 + 0.38 = 4.54 h).
+    cell, gap, sep = 0.5 * gh, 0.133 * gh, 0.378 * gh
+    total = n * cell + (n - 2) * gap + sep
+    scale = min(1.0, 0.96 * w / total)  # 8-char green plates are squeezed to fit
+    cell, gap, sep, total = cell * scale, gap * scale, sep * scale, total * scale
+    x, top = (w - total) / 2 + rng.uniform(-0.01, 0.01) * w, (h - gh) / 2 + rng.uniform(-0.04, 0.04) * h
+    stroke = rng.randint(0, 2)
+    layer = Image.new("L", (w, h), 0)
+    for i, ch in enumerate(chars):
+        if i == 0:
+            glyph = _glyph(ch, CJK_FONT, 160, stroke // 2)
+        else:
+            glyph = _glyph("I" if ch == "1" and rng.random() < 0.7 else ch, font_name, 160, stroke)
+        gw = min(cell, glyph.width * gh / glyph.height)
+        layer.paste(255, (int(x + (cell - gw) / 2), int(top)), glyph.resize((max(1, int(gw)), max(1, int(gh)))))
+        x += cell + (sep if i == 1 else gap)
+        if i == 1:  # the separator dot
+            r, cx, cy = 0.055 * gh, x - sep / 2, top + gh / 2
+            ImageDraw.Draw(layer).ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
+    ImageDraw.Draw(img).bitmap((0, 0), layer, fill=fill)
+
+
 def draw_flat_plate(text: str, layout: str, fmt: PlateFormat, rng: random.Random) -> Image.Image:
     """The plate as printed: background, border, optional band and clutter, the characters."""
     family = fmt.region
@@ -213,6 +258,9 @@ def draw_flat_plate(text: str, layout: str, fmt: PlateFormat, rng: random.Random
     font = rng.choice(LATIN_FONTS)
     pitch = _chance(rng, FIXED_PITCH[family])
     flip = "W" in shown and _chance(rng, FLIPPED_M_W.get(fmt.name, 0.0))
+    if family == "cn" and _chance(rng, CN_CELLS):
+        _draw_cn_cells(img, shown, font, fg, rng)
+        return img
     box = (x0, int(h * text_top), x1, int(h * text_bot))
     _draw_text_fit(d, box, shown, font, fg, rng, family == "cn", pitch, flip)
     return img
