@@ -28,6 +28,16 @@ _L_CN = f"[{CN_LETTERS}]"
 _A_CN = f"[{CN_LETTERS}{DIGITS}]"
 # cn standard: at most two letters among the last five.
 _CN_TAIL = rf"(?!(?:[0-9]*[A-Z]){{3}}){_A_CN}{{5}}"
+# Polish plates: a voivodeship letter and 1-2 more letters, then the vehicle's part, which never uses B, D, I, O, Z
+# and has at most two letters. After a 2-letter district: 12345, 1234A, 123AB, 1A234, 1AB23; after a 3-letter one
+# four characters (A123, 12A3, 1A23, 12AB, 1AB2, 1234) or the 2-letter forms' first three.
+_PL_L = "[ACEFGHJKLMNPQRSTUVWXY]"
+_PL_V = "[BCDEFGHKLNOPRSTUWZ]"
+_PL = (
+    rf"{_PL_V}[A-Z](?:[0-9]{{5}}|[0-9]{{4}}{_PL_L}|[0-9]{{3}}{_PL_L}{{2}}|[0-9]{_PL_L}[0-9]{{3}}|[0-9]{_PL_L}{{2}}[0-9]{{2}})"
+    rf"|{_PL_V}[A-Z]{{2}}(?:{_PL_L}[0-9]{{3}}|[0-9]{{2}}{_PL_L}[0-9]|[0-9]{_PL_L}[0-9]{{2}}|[0-9]{{2}}{_PL_L}{{2}}"
+    rf"|[0-9]{_PL_L}{{2}}[0-9]|[0-9]{{4}}|[0-9]{{5}}|[0-9]{{4}}{_PL_L}|[0-9]{{3}}{_PL_L}{{2}})"
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,7 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat(
         "eu_pl",
         "eu",
-        r"[A-Z]{2,3}[A-Z0-9]{4,5}",
+        _PL,
         ("LL DDDDD", "LLL DDDD", "LL DDDLL", "LLL DDLL"),
         ((_WHITE, _BLACK),),
         band="PL",

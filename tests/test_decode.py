@@ -130,6 +130,13 @@ def test_template_filter_picks_valid_lower_candidate():
     assert read.confidence == pytest.approx(0.4, rel=0.05)
 
 
+def test_eu_template_prefers_the_slovak_o_over_a_zero_no_polish_plate_has():
+    x = logits(peaked("BB135B", LATIN, 0.99) + [{"0": 0.6, "O": 0.4}, {"-": 0.99, "0": 0.01}], LATIN)
+    assert decode(x, LATIN, len(LATIN)).text == "BB135B0"
+    read = decode(x, LATIN, len(LATIN), region="eu")
+    assert read.text == "BB135BO" and read.format == "eu_sk"
+
+
 def test_template_filter_falls_back_when_nothing_matches():
     # Every candidate is either three letters in the tail, or too short.
     x = logits(peaked("皖ABCU5", CN, 0.99) + [{"8": 0.7, "-": 0.3}], CN)

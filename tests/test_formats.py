@@ -79,6 +79,11 @@ def test_eu_formats():
     assert by_name("eu_fr").matches("AB123CD")
     assert by_name("eu_pl").matches("WA12345")
     assert by_name("eu_pl").matches("KRA1234")
+    assert by_name("eu_pl").matches("WA1AC23") and by_name("eu_pl").matches("KRA12AC")
+    assert not by_name("eu_pl").matches("BB135B0")  # 3 digits, letter, digit is no Polish form
+    assert not by_name("eu_pl").matches("WA123BO")  # B, D, I, O, Z never appear in the vehicle's part
+    assert not by_name("eu_pl").matches("AA12345")  # A is no voivodeship letter
+    assert fmt("BB135BO", "eu") == "eu_sk"
     assert fmt("123", "eu") is None
     assert {f.band for f in formats_for("eu")} == {"D", "SK", "PL", "F"}
 
