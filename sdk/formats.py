@@ -30,7 +30,7 @@ _A_CN = f"[{CN_LETTERS}{DIGITS}]"
 _CN_TAIL = rf"(?!(?:[0-9]*[A-Z]){{3}}){_A_CN}{{5}}"
 # Polish plates: a voivodeship letter and 1-2 more letters, then the vehicle's part, which never uses B, D, I, O, Z
 # and has at most two letters. After a 2-letter district: 12345, 1234A, 123AB, 1A234, 1AB23; after a 3-letter one
-# four characters (A123, 12A3, 1A23, 12AB, 1AB2, 1234) or the 2-letter forms' first three.
+# four characters (A123, 12A3, 1A23, 12AB, 1AB2, 1234) or five (12345, 1234A, 123AB).
 _PL_L = "[ACEFGHJKLMNPQRSTUVWXY]"
 _PL_V = "[BCDEFGHKLNOPRSTUWZ]"
 _PL = (
