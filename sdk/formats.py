@@ -33,10 +33,17 @@ _CN_TAIL = rf"(?!(?:[0-9]*[A-Z]){{3}}){_A_CN}{{5}}"
 # four characters (A123, 12A3, 1A23, 12AB, 1AB2, 1234) or five (12345, 1234A, 123AB).
 _PL_L = "[ACEFGHJKLMNPQRSTUVWXY]"
 _PL_V = "[BCDEFGHKLNOPRSTUWZ]"
+
+
+def _pl_forms(*forms: str) -> str:
+    """Alternatives of the vehicle's part: ``D`` a digit, ``L`` a letter it may use."""
+    return "|".join("".join("[0-9]" if c == "D" else _PL_L for c in f) for f in forms)
+
+
+_PL_FIVE = ("DDDDD", "DDDDL", "DDDLL")
 _PL = (
-    rf"{_PL_V}[A-Z](?:[0-9]{{5}}|[0-9]{{4}}{_PL_L}|[0-9]{{3}}{_PL_L}{{2}}|[0-9]{_PL_L}[0-9]{{3}}|[0-9]{_PL_L}{{2}}[0-9]{{2}})"
-    rf"|{_PL_V}[A-Z]{{2}}(?:{_PL_L}[0-9]{{3}}|[0-9]{{2}}{_PL_L}[0-9]|[0-9]{_PL_L}[0-9]{{2}}|[0-9]{{2}}{_PL_L}{{2}}"
-    rf"|[0-9]{_PL_L}{{2}}[0-9]|[0-9]{{4}}|[0-9]{{5}}|[0-9]{{4}}{_PL_L}|[0-9]{{3}}{_PL_L}{{2}})"
+    rf"{_PL_V}[A-Z](?:{_pl_forms(*_PL_FIVE, 'DLDDD', 'DLLDD')})"
+    rf"|{_PL_V}[A-Z]{{2}}(?:{_pl_forms('LDDD', 'DDLD', 'DLDD', 'DDLL', 'DLLD', 'DDDD', *_PL_FIVE)})"
 )
 
 
