@@ -219,7 +219,7 @@ class ProposalConfig:
     stride: int = 8
     box_scale: float = 32.0
     score_threshold: float = 0.15
-    max_proposals: int = 8
+    max_proposals: int = 16
     epochs: int = 12
     batch_size: int = 16
     lr: float = 2e-3
