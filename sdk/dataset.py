@@ -66,6 +66,17 @@ def read_labels(
     ]
 
 
+def write_labels(data_dir: str | Path, rows: list[tuple[str, str, str, str]]) -> Path:
+    """Write ``data_dir/labels.csv`` from (file relative to ``data_dir``, plate_text, region, source) rows."""
+    d = Path(data_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "labels.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow((*_CROP, "source"))
+        w.writerows(rows)
+    return d / "labels.csv"
+
+
 # --- scenes -------------------------------------------------------------------------------------------------------
 
 FULLY_LABELLED_REGIONS = ("ro",)

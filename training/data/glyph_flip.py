@@ -13,13 +13,12 @@ flipped vertically.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from sdk.dataset import Split, read_labels
+from sdk.dataset import Split, read_labels, write_labels
 from sdk.image import read_image
 from sdk.recognizer import Recognizer
 
@@ -97,13 +96,8 @@ def write_flipped(
         (out / rel.parent).mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out / rel), flip_glyph(img, steps, k, len(logits)), [cv2.IMWRITE_JPEG_QUALITY, 95])
         rows.append((rel.as_posix(), text, row.region, f"{old} flipped to {new} in {row.path.name}"))
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(("file", "plate_text", "region", "source"))
-        w.writerows(rows)
     print(f"{len(rows)} crops written, {skipped} skipped (the bundle misreads them)")
-    return out / "labels.csv"
+    return write_labels(out, rows)
 
 
 def _pairs(spec: list[str]) -> dict[str, str]:

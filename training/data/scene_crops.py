@@ -10,14 +10,13 @@ Rows without text (detection-only frames) are skipped.
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from sdk.dataset import Split, read_scenes
+from sdk.dataset import Split, read_scenes, write_labels
 from sdk.image import read_image
 from sdk.pipeline import MARGIN
 from sdk.rectify import rectify
@@ -75,12 +74,7 @@ def extract_scene_crops(
                 (out / rel.parent).mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
                 rows.append((rel.as_posix(), p.text, p.region, f"scene crop of {frame.path.name}"))
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(("file", "plate_text", "region", "source"))
-        w.writerows(rows)
-    return out / "labels.csv"
+    return write_labels(out, rows)
 
 
 if __name__ == "__main__":

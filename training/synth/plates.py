@@ -7,7 +7,6 @@ brightness/contrast, low resolution, JPEG).
 
 from __future__ import annotations
 
-import csv
 import random
 from dataclasses import dataclass
 from functools import cache
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from sdk.dataset import write_labels
 from sdk.formats import CN_LETTERS, DIGITS, LETTERS, PROVINCES, PlateFormat, formats_for
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
@@ -378,8 +378,4 @@ def render_dataset(out_dir: str | Path, regions: list[str], n: int, seed: int = 
         (out / region).mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out / rel), cv2.cvtColor(plate.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         rows.append((rel.as_posix(), plate.text, region, f"synth {plate.format}"))
-    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(("file", "plate_text", "region", "source"))
-        w.writerows(rows)
-    return out / "labels.csv"
+    return write_labels(out, rows)
