@@ -23,18 +23,20 @@ import numpy as np
 from sdk.dataset import read_labels
 from sdk.decode import decode, softmax
 from sdk.errors import ImageError
-from sdk.image import read_image
+from sdk.image import plate_input, read_image
 from sdk.recognizer import Recognizer
 from training.data.glyph_flip import char_steps
 
 GLYPHS = "MW"
-WIN_H, WIN_W, SLACK = 32, 20, 4  # window size; SLACK px each side for shift augmentation
+WIN_H, WIN_W, SLACK = 32, 20, 4  # window size at the model input's scale; SLACK px each side for shift augmentation
 
 
 def window(px: np.ndarray, cx: float, slack: int = 0) -> np.ndarray:
     """Grey float window of ``px`` (H, W, 3) centred on column ``cx``, ``slack`` px wider on each side."""
-    g = cv2.copyMakeBorder(cv2.cvtColor(px, cv2.COLOR_RGB2GRAY).astype(np.float32), 0, 0, 32, 32, cv2.BORDER_REPLICATE)
-    x0 = int(round(cx - WIN_W / 2)) + 32
+    g = cv2.copyMakeBorder(
+        cv2.cvtColor(px, cv2.COLOR_RGB2GRAY).astype(np.float32), 0, 0, 2 * WIN_W, 2 * WIN_W, cv2.BORDER_REPLICATE
+    )
+    x0 = int(round(cx - WIN_W / 2)) + 2 * WIN_W
     return g[:, x0 - slack : x0 + WIN_W + slack]
 
 
@@ -43,13 +45,14 @@ def standardise(w: np.ndarray) -> np.ndarray:
     return w / (w.std() + 8.0)
 
 
-def read_rows(rec: Recognizer, data: str, split: str, regions: list[str] | None) -> list[tuple]:
-    """(label row, model input pixels, logits) for every readable crop."""
+def read_rows(rec: Recognizer, data: str, split: str, regions: list[str] | None, scale: int = 1) -> list[tuple]:
+    """(label row, the crop at ``scale`` times the model input's size, logits) for every readable crop."""
     out = []
     for row in read_labels(data, split, regions):  # type: ignore[arg-type]
-        px = rec.prepare(read_image(row.path))
+        img = read_image(row.path)
         with contextlib.suppress(ImageError):  # a flat crop has no read
-            out.append((row, px, rec.logits(px)))
+            logits = rec.logits(rec.prepare(img))
+            out.append((row, plate_input(img, rec.height * scale, rec.width * scale), logits))
     return out
 
 
@@ -78,7 +81,7 @@ def train(xs: np.ndarray, ys: np.ndarray, epochs: int, seed: int):
 
     def augment(x: np.ndarray) -> np.ndarray:
         a = cv2.getRotationMatrix2D((x.shape[1] / 2, WIN_H / 2), rng.uniform(-4, 4), rng.uniform(0.9, 1.1))
-        a[:, 2] += rng.integers(-3, 4), rng.integers(-2, 3)
+        a[:, 2] += rng.integers(-SLACK + 1, SLACK), rng.integers(-SLACK // 2, SLACK // 2 + 1)
         w = cv2.warpAffine(x, a, (x.shape[1], WIN_H), borderMode=cv2.BORDER_REPLICATE)[:, SLACK : SLACK + WIN_W]
         if rng.random() < 0.5:
             w = cv2.GaussianBlur(w, (3, 3), rng.uniform(0.3, 1.2))
@@ -111,7 +114,7 @@ def verified(logits: np.ndarray, px: np.ndarray, nets: list, classes: list[int])
         while t1 + 1 < n and best[t1 + 1] == best[t]:
             t1 += 1
         cx = ((t + t1) / 2 + 0.5) / n * px.shape[1]
-        ws = np.stack([standardise(window(px, cx + d)) for d in (-1, 0, 1)])[..., None]
+        ws = np.stack([standardise(window(px, cx + d * SLACK / 4)) for d in (-1, 0, 1)])[..., None]
         q = np.mean([softmax(np.asarray(net(ws, training=False))).mean(0) for net in nets], axis=0)
         for u in range(max(0, t - 1), min(n, t1 + 2)):
             p[u, classes] = p[u, classes].sum() * q
@@ -126,14 +129,19 @@ def main() -> None:
     ap.add_argument("--synth", help="rendered plates (labels.csv) whose M/W windows join the training set")
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--scale", type=int, default=1, help="windows cut from the crop at this multiple of the input size")
     a = ap.parse_args()
+    global WIN_H, WIN_W, SLACK
+    WIN_H, WIN_W, SLACK = WIN_H * a.scale, WIN_W * a.scale, SLACK * a.scale
     rec = Recognizer(a.bundle)
     m = rec.manifest
     classes = [m.alphabet.index(c) + (m.alphabet.index(c) >= m.blank_index) for c in GLYPHS]
-    rows = {s: read_rows(rec, a.data, s, ["br", "us"]) for s in ("train", "test")}
+    rows = {s: read_rows(rec, a.data, s, ["br", "us"], a.scale) for s in ("train", "test")}
     xs, ys = glyph_windows(rows["train"], rec)
     if a.synth:
-        sx, sy = glyph_windows([r for r in read_rows(rec, a.synth, "all", None) if set(r[0].text) & set(GLYPHS)], rec)
+        sx, sy = glyph_windows(
+            [r for r in read_rows(rec, a.synth, "all", None, a.scale) if set(r[0].text) & set(GLYPHS)], rec
+        )
         xs, ys = np.concatenate([xs, sx]), np.concatenate([ys, sy])
     print(f"training windows (M, W): {np.bincount(ys, minlength=2).tolist()}, plus their flips")
     nets = [train(xs, ys, a.epochs, s) for s in range(a.seeds)]
