@@ -25,7 +25,7 @@ from sdk.decode import decode, softmax
 from sdk.errors import ImageError
 from sdk.image import plate_input, read_image
 from sdk.recognizer import Recognizer
-from training.data.glyph_flip import char_steps
+from training.data.glyph_flip import char_steps, greedy_runs
 
 GLYPHS = "MW"
 WIN_H, WIN_W, SLACK = 32, 20, 4  # window size at the model input's scale; SLACK px each side for shift augmentation
@@ -101,24 +101,17 @@ def train(xs: np.ndarray, ys: np.ndarray, epochs: int, seed: int):
     return net
 
 
-def verified(logits: np.ndarray, px: np.ndarray, nets: list, classes: list[int]) -> np.ndarray:
+def verified(logits: np.ndarray, px: np.ndarray, nets: list, classes: list[int], blank_index: int) -> np.ndarray:
     """``logits`` with the M+W probability of each greedy M/W run (and one step either side) split by the nets."""
-    p = softmax(logits)
-    best, n = p.argmax(1), len(p)
-    t = 0
-    while t < n:
-        if best[t] not in classes:
-            t += 1
+    p, n = softmax(logits), len(logits)
+    for k, t0, t1 in greedy_runs(logits, blank_index):
+        if k not in classes:
             continue
-        t1 = t
-        while t1 + 1 < n and best[t1 + 1] == best[t]:
-            t1 += 1
-        cx = ((t + t1) / 2 + 0.5) / n * px.shape[1]
+        cx = ((t0 + t1) / 2 + 0.5) / n * px.shape[1]
         ws = np.stack([standardise(window(px, cx + d * SLACK / 4)) for d in (-1, 0, 1)])[..., None]
         q = np.mean([softmax(np.asarray(net(ws, training=False))).mean(0) for net in nets], axis=0)
-        for u in range(max(0, t - 1), min(n, t1 + 2)):
+        for u in range(max(0, t0 - 1), min(n, t1 + 2)):
             p[u, classes] = p[u, classes].sum() * q
-        t = t1 + 1
     return np.log(np.maximum(p, 1e-12))
 
 
@@ -149,7 +142,9 @@ def main() -> None:
         before = after = n = 0
         for row, px, logits in (r for r in rows[split] if r[0].region == region):
             r0 = decode(logits, m.alphabet, m.blank_index, region=region).text
-            r1 = decode(verified(logits, px, nets, classes), m.alphabet, m.blank_index, region=region).text
+            r1 = decode(
+                verified(logits, px, nets, classes, m.blank_index), m.alphabet, m.blank_index, region=region
+            ).text
             n, before, after = n + 1, before + (r0 == row.text), after + (r1 == row.text)
             if split == "test" and r1 != r0:
                 print(f"  {row.text}: {r0} -> {r1}")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.data.glyph_flip import char_steps, flip_glyph, text_band
+from training.data.glyph_flip import char_steps, flip_glyph, greedy_runs, text_band
 
 ALPHABET = "AMW"
 BLANK = 3
@@ -18,6 +18,11 @@ def test_char_steps_give_each_character_the_mean_step_of_its_run() -> None:
     # A A - M M M - - A  ->  "AMA"; a repeat after a blank is a new character
     steps = char_steps(_logits([0, 0, 3, 1, 1, 1, 3, 3, 0]), ALPHABET, BLANK)
     assert steps == [("A", 0.5), ("M", 4.0), ("A", 8.0)]
+
+
+def test_greedy_runs_give_class_and_first_and_last_step() -> None:
+    # M A A - A: a class change starts a new run without a blank in between
+    assert greedy_runs(_logits([1, 0, 0, 3, 0]), BLANK) == [(1, 0, 0), (0, 1, 2), (0, 4, 4)]
 
 
 def test_char_steps_map_classes_above_the_blank_one_down() -> None:

@@ -23,19 +23,21 @@ from sdk.image import read_image
 from sdk.recognizer import Recognizer
 
 
+def greedy_runs(logits: np.ndarray, blank_index: int) -> list[tuple[int, int, int]]:
+    """The runs of the greedy CTC path of ``logits`` (T, C) that emit a character: (class, first step, last step)."""
+    best = np.asarray(logits).argmax(axis=1)
+    runs: list[tuple[int, int, int]] = []
+    for t, k in enumerate(best.tolist()):
+        if t and k == best[t - 1] and k != blank_index:
+            runs[-1] = (k, runs[-1][1], t)
+        elif k != blank_index:
+            runs.append((k, t, t))
+    return runs
+
+
 def char_steps(logits: np.ndarray, alphabet: str, blank_index: int) -> list[tuple[str, float]]:
     """The greedy CTC read of ``logits`` (T, C) as (character, mean time step of its run) pairs."""
-    best = np.asarray(logits).argmax(axis=1)
-    out: list[tuple[str, list[int]]] = []
-    prev = blank_index
-    for t, k in enumerate(best):
-        if k != blank_index:
-            if k == prev:
-                out[-1][1].append(t)
-            else:
-                out.append((alphabet[k - (k > blank_index)], [t]))
-        prev = k
-    return [(c, float(np.mean(ts))) for c, ts in out]
+    return [(alphabet[k - (k > blank_index)], (t0 + t1) / 2) for k, t0, t1 in greedy_runs(logits, blank_index)]
 
 
 def text_band(gray: np.ndarray) -> tuple[int, int]:
