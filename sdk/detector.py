@@ -257,17 +257,29 @@ class Detector:
                 for b, s in zip(boxes, pscores, strict=True)
                 if s >= self.score_threshold
             ]
-        found: list[Detection] = []
-        for box, ps in zip(boxes, pscores, strict=True):
-            window = proposal_crop(box, self.aspect, self.expand)
-            crop = crop_window(frame, window, self.corners.width, self.corners.height)
-            score, corners = decode_corners(self.corners(crop), window, self.coord_scale)
-            if self.score_mode == "geometric_mean":
-                score = float(np.sqrt(score * ps))
-            if score >= self.score_threshold:
-                lo, hi = corners.min(axis=0), corners.max(axis=0)
-                found.append(Detection((lo[0], lo[1], hi[0], hi[1]), corners, score, float(ps)))
+        found = [self._corners(frame, b, float(ps)) for b, ps in zip(boxes, pscores, strict=True)]
+        found = [d for d in found if d.score >= self.score_threshold]
         if not found:
             return []
         keep = nms(np.array([d.box for d in found]), np.array([d.score for d in found]), self.nms_iou)
         return [found[i] for i in keep]
+
+    def refine(self, frame: np.ndarray, det: Detection) -> Detection | None:
+        """The corners stage run again on the crop window around ``det``'s own box (None for a box-only detector).
+
+        A first pass from a loose proposal (e.g. a whole plate recess) can leave the corners loose; the second
+        pass sees the plate larger in its crop. ``det``'s scores are kept."""
+        if self.corners is None:
+            return None
+        again = self._corners(to_bgr(frame), det.box, det.proposal_score)
+        return Detection(again.box, again.corners, det.score, det.proposal_score)
+
+    def _corners(self, frame: np.ndarray, box: Box | np.ndarray, proposal_score: float) -> Detection:
+        """One corners-stage pass over the crop window of ``box``."""
+        window = proposal_crop(box, self.aspect, self.expand)
+        crop = crop_window(frame, window, self.corners.width, self.corners.height)
+        score, corners = decode_corners(self.corners(crop), window, self.coord_scale)
+        if self.score_mode == "geometric_mean":
+            score = float(np.sqrt(score * proposal_score))
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        return Detection((float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), corners, score, proposal_score)

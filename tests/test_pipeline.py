@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -17,7 +18,7 @@ from conftest import REPO
 from sdk.capture import Frame
 from sdk.cli import main
 from sdk.dataset import read_scenes
-from sdk.detector import Detector
+from sdk.detector import Detection, Detector, iou_matrix
 from sdk.errors import BundleError, LprError
 from sdk.image import read_image
 from sdk.pipeline import MARGIN, MARGINS, STAGES, Pipeline, _rank
@@ -169,7 +170,7 @@ def test_each_plate_is_read_at_several_margins_and_the_best_read_wins():
     """Reading every margin (no early acceptance) gives each plate the best of the one-margin pipelines' reads;
     accepting at 0 stops at the first margin whose read fits a format."""
     detector = Detector("detector")
-    every = Pipeline(detector, ["latin"], accept_confidence=2.0)
+    every = Pipeline(detector, ["latin"], accept_confidence=2.0, refine=False)
     first = Pipeline(detector, ["latin"], accept_confidence=0.0)
     single = [Pipeline(detector, ["latin"], margins=(m,)) for m in MARGINS]
     assert single[0].margins == (MARGIN,)
@@ -188,6 +189,46 @@ def test_each_plate_is_read_at_several_margins_and_the_best_read_wins():
     assert compared >= 6
     with pytest.raises(LprError, match="at least one rectification margin"):
         Pipeline(detector, ["latin"], margins=())
+
+
+@needs_shipped_detector
+def test_refine_tightens_a_loose_detection_and_the_pipeline_keeps_the_better_read():
+    """A detection loosened to twice its size (a plate recess, say) gets corners close to the plate's from
+    Detector.refine; the pipeline reads the refined corners only when no read was accepted, and keeps them only
+    when their read ranks higher."""
+    detector = Detector("detector")
+    assert Pipeline(detector, ["latin"]).refine and not Pipeline(detector, ["latin"], margins=(MARGIN,)).refine
+    plain = Pipeline(detector, ["latin"], accept_confidence=2.0, refine=False)
+    refining = Pipeline(detector, ["latin"], accept_confidence=2.0, refine=True)
+    tightened = compared = 0
+    for s in read_scenes(DRIVE)[:6]:
+        frame = read_image(s.path)
+        truth = np.array(s.plates[0].corners)
+        label = np.array([[*truth.min(axis=0), *truth.max(axis=0)]])
+        for det in detector.detect(frame):
+            (cx, cy), (w, h) = truth.mean(axis=0), truth.max(axis=0) - truth.min(axis=0)
+            if iou_matrix(np.array([det.box]), label)[0, 0] < 0.5:
+                continue
+            loose = replace(det, box=(cx - w, cy - h, cx + w, cy + h))
+            again = detector.refine(frame, loose)
+            assert again.score == loose.score and again.corners.shape == (4, 2)
+            tightened += iou_matrix(np.array([again.box]), label)[0, 0] > 0.5
+        before = {p.box: p for p in plain.process(frame).plates}
+        for plate in refining.process(frame).plates:
+            if plate.box in before:  # the refined read lost (or was not needed): the plain read is kept
+                assert (plate.text, plate.confidence) == (before[plate.box].text, before[plate.box].confidence)
+            else:  # the refined corners won: their read ranks above the plain read of that detection
+                old = max(before.values(), key=lambda p: iou_matrix(np.array([p.box]), np.array([plate.box]))[0, 0])
+                assert _rank(plate) > _rank(old)
+            compared += 1
+    assert tightened >= 5 and compared >= 6
+
+
+@needs_shipped_detector
+def test_refine_needs_a_corners_stage():
+    proposals_only = Detector(REPO / "models" / "detector" / "proposal")
+    frame = read_image(read_scenes(DRIVE)[0].path)
+    assert proposals_only.refine(frame, Detection((10, 10, 60, 30), None, 0.9, 0.9)) is None
 
 
 @needs_shipped_detector
