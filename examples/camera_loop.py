@@ -10,7 +10,9 @@ Install on the Pi (Raspberry Pi OS, 64-bit):
     ~/lpr/bin/python camera_loop.py --out /var/tmp/reads.jsonl
 
 It uses picamera2 when it is installed, else /dev/video0 (or --source: a device, video file, RTSP/HTTP URL or
-image folder). Each frame with plates is printed as one JSON line (and appended to --out); every
+image folder). Each frame with plates is printed as one JSON line (and appended to --out); with --track each
+plate also carries a track id, and one {"vehicle": ...} line per vehicle gives its read fused over every frame
+it was seen in (printed when it has left the view, or when the loop stops). Every
 --report-every frames a line with FPS and per-stage latency goes to stderr. SIGINT/SIGTERM stop it cleanly
 after the current frame, with a final summary. A camera that drops out is reopened with back-off.
 
@@ -32,6 +34,7 @@ from pathlib import Path
 from sdk.capture import open_source
 from sdk.errors import LprError
 from sdk.pipeline import Pipeline, margins_for
+from sdk.tracker import PlateTracker
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--all-frames", action="store_true", help="print frames without plates too")
     p.add_argument("--min-confidence", type=float, default=0.5, help="drop reads below this confidence")
     p.add_argument("--single-read", action="store_true", help="read each plate at one margin only (faster)")
+    p.add_argument(
+        "--track", action="store_true", help='follow plates across frames; one {"vehicle": ...} line per vehicle'
+    )
     return p.parse_args(argv)
 
 
@@ -76,17 +82,27 @@ def main(argv: list[str] | None = None) -> int:
             out = stack.enter_context(args.out.open("a", encoding="utf-8")) if args.out else None
             src = stack.enter_context(open_source(args.source))
             print(f"reading {src.name} with {pipe.detector.backend}, {args.threads} thread(s)", file=sys.stderr)
+            tracker = PlateTracker() if args.track else None
+
+            def emit(obj: dict) -> None:
+                line = json.dumps(obj, ensure_ascii=False)
+                print(line, flush=True)
+                if out:
+                    out.write(line + "\n")
+                    out.flush()
+
             for result in pipe.run(src, args.max_frames):
+                step = tracker.update(result) if tracker else None
                 if result.plates or args.all_frames:
-                    line = json.dumps(result.to_dict(), ensure_ascii=False)
-                    print(line, flush=True)
-                    if out:
-                        out.write(line + "\n")
-                        out.flush()
+                    emit(step.frame_dict(result) if step else result.to_dict())
+                for vehicle in step.ended if step else ():
+                    emit({"vehicle": vehicle.to_dict()})
                 if args.report_every and pipe.stats.frames % args.report_every == 0:
                     print(json.dumps({"report": pipe.stats.summary()}), file=sys.stderr, flush=True)
                 if stop:
                     break
+            for vehicle in tracker.flush() if tracker else ():
+                emit({"vehicle": vehicle.to_dict()})
     except LprError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

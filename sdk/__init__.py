@@ -7,6 +7,7 @@ from sdk.detector import Detection, Detector
 from sdk.errors import BackendError, BundleError, CaptureError, ImageError, LprError, ManifestError, RegionError
 from sdk.pipeline import FrameResult, Pipeline, PlateRead
 from sdk.recognizer import Recognizer
+from sdk.tracker import PlateTracker, TrackedPlate, TrackStep
 
 __all__ = [
     "BackendError",
@@ -25,9 +26,12 @@ __all__ = [
     "ManifestError",
     "Pipeline",
     "PlateRead",
+    "PlateTracker",
     "Read",
     "Recognizer",
     "RegionError",
+    "TrackStep",
+    "TrackedPlate",
     "load_bundle",
     "open_source",
 ]

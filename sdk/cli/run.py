@@ -13,6 +13,7 @@ from sdk.capture import open_source
 from sdk.cli._common import echo_json, margins_option
 from sdk.errors import LprError
 from sdk.pipeline import FrameResult, Pipeline
+from sdk.tracker import PlateTracker, TrackedPlate
 
 
 def annotate(frame: np.ndarray, result: FrameResult) -> np.ndarray:
@@ -55,6 +56,12 @@ def annotate(frame: np.ndarray, result: FrameResult) -> np.ndarray:
     help="Write each frame with its plates drawn into this folder.",
 )
 @margins_option
+@click.option(
+    "--track",
+    is_flag=True,
+    help="Follow plates across frames: each plate gets a track id, and when its vehicle is gone one fused read "
+    'is printed for it (--json: a {"vehicle": ...} object).',
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame, then a summary object.")
 def run_cmd(
     source: str | None,
@@ -66,6 +73,7 @@ def run_cmd(
     min_confidence: float,
     save_annotated: Path | None,
     margins: tuple[tuple[float, float], ...],
+    track: bool,
     as_json: bool,
 ) -> None:
     """Read plates from a camera, video, stream or image folder.
@@ -80,20 +88,42 @@ def run_cmd(
     pipe = Pipeline(detector, recognizers, threads, region, min_confidence=min_confidence, margins=margins)
     if save_annotated:
         save_annotated.mkdir(parents=True, exist_ok=True)
+    tracker = PlateTracker() if track else None
+    vehicles = 0
+
+    def report(ended: tuple[TrackedPlate, ...]) -> None:
+        nonlocal vehicles
+        vehicles += len(ended)
+        for v in ended:
+            if as_json:
+                echo_json({"vehicle": v.to_dict()})
+            else:
+                click.echo(
+                    f"vehicle {v.track_id}: {v.text} ({v.confidence:.2f}), frames {v.first_frame}-{v.last_frame}, "
+                    f"{v.frames} reads"
+                )
+
     try:
         with open_source(source) as src:
             for result in pipe.run(src, max_frames):
+                step = tracker.update(result) if tracker else None
                 if as_json:
-                    echo_json(result.to_dict())
+                    echo_json(step.frame_dict(result) if step else result.to_dict())
                 else:
-                    reads = ", ".join(f"{p.text} ({p.confidence:.2f})" for p in result.plates) or "-"
-                    click.echo(f"frame {result.index}: {reads}")
+                    tags = [f" #{i}" for i in step.ids] if step else [""] * len(result.plates)
+                    plates = zip(result.plates, tags, strict=True)
+                    reads = ", ".join(f"{p.text} ({p.confidence:.2f}){t}" for p, t in plates)
+                    click.echo(f"frame {result.index}: {reads or '-'}")
+                if step:
+                    report(step.ended)
                 if save_annotated:
                     out = save_annotated / f"frame_{result.index:06d}.jpg"
                     cv2.imwrite(str(out), annotate(result.frame, result))
             skipped = src.skipped
     except KeyboardInterrupt:
         skipped = 0
+    if tracker:
+        report(tracker.flush())
     summary = {
         "summary": {
             **pipe.stats.summary(),
@@ -101,6 +131,7 @@ def run_cmd(
             "model_bytes": pipe.model_bytes,
             "backend": pipe.detector.backend,
             "threads": threads,
+            **({"vehicles": vehicles} if tracker else {}),
         }
     }
     if as_json:
@@ -108,6 +139,8 @@ def run_cmd(
     else:
         s = summary["summary"]
         click.echo(
-            f"{s['frames']} frames, {s['plates']} plates, {s['fps']} FPS; median ms per stage: "
+            f"{s['frames']} frames, {s['plates']} plates"
+            + (f", {vehicles} vehicle(s)" if tracker else "")
+            + f", {s['fps']} FPS; median ms per stage: "
             + ", ".join(f"{k} {v}" for k, v in s["latency_ms_median"].items())
         )

@@ -1,0 +1,218 @@
+"""Plates followed across frames: one fused read per vehicle instead of one read per frame.
+
+A plate seen in consecutive frames is matched to the track whose predicted position (its last box moved on at
+its recent speed) is nearest, and the track's read is fused from every frame's top-N candidates: their
+probabilities are summed per text, so a plate misread in a few frames (far away, blurred) still gets the text
+most frames agree on. A track ends when it has not been seen for ``max_age`` frames; then its fused read is
+final.
+
+>>> from sdk import Pipeline, PlateTracker, open_source
+>>> pipe, tracker = Pipeline("detector", ["latin"]), PlateTracker()
+>>> with open_source("samples/drive") as frames:
+...     for result in pipe.run(frames):
+...         for vehicle in tracker.update(result).ended:
+...             print(vehicle.text, vehicle.frames)
+>>> for vehicle in tracker.flush():  # the tracks still open when the source ends
+...     print(vehicle.text, vehicle.frames)
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sdk.decode import Candidate
+from sdk.errors import LprError
+from sdk.formats import match_format
+from sdk.pipeline import FrameResult, PlateRead
+
+# A track whose fused read is less sure than this is not reported. On rendered drives (benchmarks/track_clips.py)
+# 0.3 drops 32 of 36 tracks that match no plate (car parts read as text) and no right read with the latin bundle,
+# 19 of 34 and 2 right (low-confidence) reads of 69 with the cn bundle.
+MIN_CONFIDENCE = 0.3
+
+
+@dataclass(frozen=True)
+class TrackedPlate:
+    """The fused read of one track (one vehicle's plate over the frames it was seen in).
+
+    ``confidence`` is the mean probability of ``text`` over those frames (a frame whose candidates lack it counts
+    0); ``best`` is that frame's read of ``text`` with the highest confidence (its box and corners locate a
+    snapshot), or the most confident read when no frame read ``text`` first."""
+
+    track_id: int
+    text: str
+    confidence: float
+    region: str | None
+    candidates: tuple[Candidate, ...]
+    first_frame: int
+    last_frame: int
+    frames: int
+    best: PlateRead
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "track": self.track_id,
+            "text": self.text,
+            "confidence": round(self.confidence, 4),
+            "region": self.region,
+            "candidates": [{"text": c.text, "confidence": round(c.confidence, 4)} for c in self.candidates],
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "frames": self.frames,
+            "best": self.best.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class TrackStep:
+    """What one frame did to the tracks: the track id of each of its plates (in ``result.plates`` order) and
+    the tracks that ended with it."""
+
+    ids: tuple[int, ...]
+    ended: tuple[TrackedPlate, ...]
+
+    def frame_dict(self, result: FrameResult) -> dict[str, Any]:
+        """``result.to_dict()`` with each plate's ``track`` id."""
+        d = result.to_dict()
+        for plate, track_id in zip(d["plates"], self.ids, strict=True):
+            plate["track"] = track_id
+        return d
+
+
+@dataclass
+class _Track:
+    id: int
+    first_frame: int
+    last_frame: int
+    box: np.ndarray  # (4,) x0, y0, x1, y1 of the last read
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre shift per frame
+    reads: list[PlateRead] = field(default_factory=list)
+    votes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def predicted(self, index: int) -> np.ndarray:
+        return self.box + np.tile(self.velocity * (index - self.last_frame), 2)
+
+    def add(self, index: int, read: PlateRead) -> None:
+        box = np.asarray(read.box, np.float64)
+        if self.reads:
+            shift = (_centre(box) - _centre(self.box)) / max(index - self.last_frame, 1)
+            self.velocity = shift if len(self.reads) == 1 else 0.5 * self.velocity + 0.5 * shift
+        self.box, self.last_frame = box, index
+        self.reads.append(read)
+        for c in read.candidates or (Candidate(read.text, read.confidence),):
+            self.votes[c.text] += c.confidence
+
+
+class PlateTracker:
+    """Follows plates across the frames of one source and fuses each track's reads.
+
+    Args:
+        max_age: frames a track may go unseen before it ends (a plate hidden for a moment keeps its track).
+        max_distance: a plate joins a track when its box centre lies within this many plate widths of the
+            track's predicted centre (and the widths differ by less than 2x); the nearest pairs match first.
+        min_frames: tracks seen in fewer frames are dropped when they end (a one-frame false detection).
+        min_confidence: tracks whose fused confidence is lower are dropped when they end (something plate-like
+            that no frame could read).
+        top_n: fused candidates kept per track.
+    """
+
+    def __init__(
+        self,
+        max_age: int = 8,
+        max_distance: float = 1.0,
+        min_frames: int = 2,
+        min_confidence: float = MIN_CONFIDENCE,
+        top_n: int = 5,
+    ) -> None:
+        if max_age < 1 or max_distance <= 0 or min_frames < 1 or top_n < 1 or not 0 <= min_confidence <= 1:
+            raise LprError(
+                "tracker: max_age, min_frames and top_n must be >= 1, max_distance > 0, min_confidence in [0, 1]"
+            )
+        self.max_age, self.max_distance, self.min_frames, self.top_n = max_age, max_distance, min_frames, top_n
+        self.min_confidence = min_confidence
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def update(self, result: FrameResult) -> TrackStep:
+        """Add one frame's plates (frames in index order); returns their track ids and the tracks that ended."""
+        index = result.index
+        gone = [t for t in self._tracks if index - t.last_frame > self.max_age]
+        self._tracks = [t for t in self._tracks if t not in gone]
+        ids = [0] * len(result.plates)
+        for p, t in self._match(result.plates, index):
+            self._tracks[t].add(index, result.plates[p])
+            ids[p] = self._tracks[t].id
+        for p, read in enumerate(result.plates):
+            if not ids[p]:
+                track = _Track(self._next_id, index, index, np.asarray(read.box, np.float64))
+                track.add(index, read)
+                self._tracks.append(track)
+                ids[p] = track.id
+                self._next_id += 1
+        return TrackStep(tuple(ids), self._finish(gone))
+
+    def flush(self) -> tuple[TrackedPlate, ...]:
+        """End every open track (the source ended) and return their fused reads."""
+        gone, self._tracks = self._tracks, []
+        return self._finish(gone)
+
+    @property
+    def active(self) -> tuple[TrackedPlate, ...]:
+        """The fused reads so far of the open tracks (e.g. for a live display)."""
+        return tuple(fuse(t.id, t.first_frame, t.last_frame, t.reads, t.votes, self.top_n) for t in self._tracks)
+
+    def _finish(self, tracks: list[_Track]) -> tuple[TrackedPlate, ...]:
+        fused = [fuse(t.id, t.first_frame, t.last_frame, t.reads, t.votes, self.top_n) for t in tracks]
+        return tuple(v for v in fused if v.frames >= self.min_frames and v.confidence >= self.min_confidence)
+
+    def _match(self, plates: tuple[PlateRead, ...], index: int) -> list[tuple[int, int]]:
+        """(plate, track) pairs, nearest first, within ``max_distance`` plate widths and a 2x width ratio."""
+        pairs = []
+        for p, read in enumerate(plates):
+            box = np.asarray(read.box, np.float64)
+            for t, track in enumerate(self._tracks):
+                pred = track.predicted(index)
+                w_pred, w_new = pred[2] - pred[0], box[2] - box[0]
+                if not 0.5 < w_new / max(w_pred, 1e-6) < 2.0:
+                    continue
+                d = float(np.linalg.norm(_centre(box) - _centre(pred))) / max(w_pred, w_new, 1e-6)
+                if d <= self.max_distance:
+                    pairs.append((d, p, t))
+        taken_p, taken_t, out = set(), set(), []
+        for _, p, t in sorted(pairs):
+            if p not in taken_p and t not in taken_t:
+                taken_p.add(p)
+                taken_t.add(t)
+                out.append((p, t))
+        return out
+
+
+def fuse(
+    track_id: int, first: int, last: int, reads: list[PlateRead], votes: dict[str, float], top_n: int = 5
+) -> TrackedPlate:
+    """One track's read from its frames' candidate votes (summed probabilities per text).
+
+    A text that fits a plate format of a region the track's reads were matched to beats one that does not;
+    among those, the most votes win. ``candidates`` are the most voted texts, most first."""
+    regions = list(dict.fromkeys(r.region for r in reads if r.region))
+
+    def fits(text: str) -> str | None:
+        return next((r for r in regions if match_format(text, r)), None)
+
+    by_votes = sorted(votes.items(), key=lambda kv: kv[1], reverse=True)
+    text, score = max(by_votes, key=lambda kv: (fits(kv[0]) is not None, kv[1]))
+    n = len(reads)
+    same = [r for r in reads if r.text == text]
+    best = max(same or reads, key=lambda r: r.confidence)
+    seen = Counter(r.region for r in same if r.region)  # the region the frames' reads of ``text`` were given
+    region = seen.most_common(1)[0][0] if seen else fits(text)
+    candidates = tuple(Candidate(t, v / n) for t, v in by_votes[:top_n])
+    return TrackedPlate(track_id, text, score / n, region, candidates, first, last, n, best)
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])

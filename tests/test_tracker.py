@@ -1,0 +1,187 @@
+"""PlateTracker on hand-made frames (association, hiding, fusion, formats), then on the sample drive through the
+pipeline, ``lpr-sdk run --track``, ``examples/camera_loop.py --track`` and ``examples/embed_vehicle.py``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import REPO
+
+from sdk.cli import main
+from sdk.dataset import read_scenes
+from sdk.decode import Candidate
+from sdk.errors import LprError
+from sdk.image import read_image
+from sdk.pipeline import FrameResult, PlateRead
+from sdk.tracker import PlateTracker, fuse
+
+DRIVE = REPO / "samples" / "drive"
+needs_shipped_detector = pytest.mark.skipif(
+    not (REPO / "models" / "detector" / "corners" / "model.tflite").is_file(), reason="no shipped detector"
+)
+
+
+def _plate(x: float, y: float, text: str, conf: float = 0.9, others=(), region: str | None = "br") -> PlateRead:
+    """A 100x30 plate read at (x, y) whose candidates are ``text`` then ``others`` ((text, confidence) pairs)."""
+    cands = (Candidate(text, conf), *(Candidate(t, c) for t, c in others))
+    return PlateRead((x, y, x + 100, y + 30), None, 0.9, text, conf, cands, region, "test")
+
+
+def _frame(index: int, *plates: PlateRead) -> FrameResult:
+    return FrameResult(index, plates, {})
+
+
+def test_tracks_follow_moving_plates_through_a_gap_and_fuse_their_reads():
+    """A plate moving 40 px a frame and hidden for two frames keeps its track (its position is predicted from
+    its speed); a parked plate misread in one frame still gets the text most frames agree on."""
+    tracker = PlateTracker(max_age=3)
+    moving, parked = set(), set()
+    for i in range(8):
+        misread = i == 2  # "A8C1234", with the right text second
+        plates = [_plate(500, 400, "A8C1234", others=[("ABC1234", 0.3)]) if misread else _plate(500, 400, "ABC1234")]
+        if i not in (3, 4):  # the moving plate is hidden in frames 3 and 4
+            plates.insert(0, _plate(40 * i, 100, "XYZ9876"))
+        step = tracker.update(_frame(i, *plates))
+        assert step.ended == ()
+        parked.add(step.ids[-1])
+        if len(plates) == 2:
+            moving.add(step.ids[0])
+    assert len(moving) == len(parked) == 1 and moving != parked
+    live = {v.text: v for v in tracker.active}
+    assert set(live) == {"XYZ9876", "ABC1234"}
+    assert live["XYZ9876"].frames == 6 and (live["XYZ9876"].first_frame, live["XYZ9876"].last_frame) == (0, 7)
+    parked = live["ABC1234"]
+    assert parked.frames == 8 and parked.candidates[0].text == "ABC1234"
+    assert parked.confidence == pytest.approx((7 * 0.9 + 0.3) / 8)
+    assert parked.best.text == "ABC1234" and parked.region == "br"
+    # nothing seen for max_age frames: both end, each once; a later plate starts a new track
+    assert tracker.update(_frame(10)).ended == ()
+    ended = tracker.update(_frame(11, _plate(40 * 11, 100, "XYZ9876"))).ended
+    assert {v.text for v in ended} == {"XYZ9876", "ABC1234"}
+    assert tracker.active[0].track_id == 3 and tracker.flush() == ()  # one frame is below min_frames
+
+
+def test_nearest_pairs_match_first_and_far_or_resized_boxes_start_new_tracks():
+    tracker = PlateTracker(max_distance=1.0, min_frames=1)
+    first = tracker.update(_frame(0, _plate(0, 0, "AAA1111"), _plate(150, 0, "BBB2222")))
+    # each plate moved 30 px, listed in the other order; a plate 3 widths away and a 3x wider one start tracks
+    far, wide = _plate(600, 0, "CCC3333"), PlateRead((120, 0, 420, 90), None, 0.9, "DDD4444", 0.9, (), "br", "t")
+    second = tracker.update(_frame(1, _plate(180, 0, "BBB2222"), _plate(30, 0, "AAA1111"), far, wide))
+    assert second.ids[:2] == (first.ids[1], first.ids[0])
+    assert len(set(second.ids)) == 4 and not set(second.ids[2:]) & set(first.ids)
+    assert {v.text for v in tracker.flush()} == {"AAA1111", "BBB2222", "CCC3333", "DDD4444"}
+
+
+def test_fusion_prefers_a_text_that_fits_a_plate_format():
+    """br plates are LLL NNNN (or Mercosul): a 6-character read cannot be one, however many votes it has."""
+    reads = [
+        _plate(0, 0, "ABC123", 0.6, others=[("ABC1234", 0.3)], region=None),
+        _plate(0, 0, "ABC1234", 0.5, others=[("ABC123", 0.45)]),
+    ]
+    votes = {"ABC123": 1.05, "ABC1234": 0.8}
+    fused = fuse(7, 0, 1, reads, votes)
+    assert fused.text == "ABC1234" and fused.region == "br" and fused.confidence == pytest.approx(0.4)
+    assert [c.text for c in fused.candidates] == ["ABC123", "ABC1234"]  # most voted first
+    assert fused.best is reads[1]
+    alone = fuse(7, 0, 0, reads[:1], {"ABC123": 0.6, "ABC1234": 0.3})  # no read fits a format: votes decide
+    assert (alone.text, alone.region) == ("ABC123", None)
+
+
+def test_tracks_too_short_or_too_unsure_are_not_reported():
+    tracker = PlateTracker(min_frames=2, min_confidence=0.3)
+    tracker.update(_frame(0, _plate(0, 0, "ABC1234", 0.9), _plate(500, 0, "E3", 0.2), _plate(900, 0, "ONE1111")))
+    tracker.update(_frame(1, _plate(0, 0, "ABC1234", 0.9), _plate(500, 0, "E3", 0.25)))
+    assert len(tracker.active) == 3  # open tracks are all shown
+    assert [v.text for v in tracker.flush()] == ["ABC1234"]
+
+
+def test_bad_tracker_settings_are_refused():
+    for bad in ({"max_age": 0}, {"min_frames": 0}, {"max_distance": 0}, {"min_confidence": 1.5}):
+        with pytest.raises(LprError, match="max_age"):
+            PlateTracker(**bad)
+
+
+def _drive_label() -> str:
+    (text,) = {s.plates[0].text for s in read_scenes(DRIVE)}
+    return text
+
+
+@needs_shipped_detector
+def test_pipeline_and_tracker_read_the_sample_drive_as_one_vehicle():
+    from sdk import Pipeline, PlateTracker, open_source
+
+    pipe, tracker = Pipeline("detector", ["latin"]), PlateTracker()
+    ids = set()
+    with open_source(str(DRIVE)) as frames:
+        for result in pipe.run(frames):
+            step = tracker.update(result)
+            assert step.ended == ()
+            ids.update(step.ids)
+    (vehicle,) = tracker.flush()
+    assert ids == {vehicle.track_id} and vehicle.frames == len(read_scenes(DRIVE))
+    assert vehicle.text == _drive_label() and vehicle.best.text == vehicle.text
+
+
+@needs_shipped_detector
+def test_run_track_prints_one_vehicle_with_the_fused_read():
+    r = CliRunner().invoke(main, ["run", "--track", "--json", "--recognizer", "latin"])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in r.output.strip().splitlines()]
+    frames = [x for x in lines if "frame" in x]
+    (vehicle,) = [x["vehicle"] for x in lines if "vehicle" in x]
+    assert {p["track"] for f in frames for p in f["plates"]} == {vehicle["track"]}
+    assert vehicle["text"] == _drive_label() and lines[-1]["summary"]["vehicles"] == 1
+    r = CliRunner().invoke(main, ["run", "--track", "--recognizer", "latin", "--max-frames", "4"])
+    assert r.exit_code == 0 and f"vehicle {vehicle['track']}: " in r.output and "1 vehicle(s)" in r.output
+
+
+@needs_shipped_detector
+def test_camera_loop_track_writes_vehicle_lines(tmp_path):
+    out = tmp_path / "reads.jsonl"
+    cmd = [sys.executable, str(REPO / "examples" / "camera_loop.py"), "--source", str(DRIVE), "--track"]
+    r = subprocess.run([*cmd, "--bundle", "latin", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    vehicles = [x["vehicle"] for x in lines if "vehicle" in x]
+    assert [v["text"] for v in vehicles] == [_drive_label()] and lines[-1] == {"vehicle": vehicles[0]}
+
+
+def _embed_module():
+    spec = importlib.util.spec_from_file_location("embed_vehicle", REPO / "examples" / "embed_vehicle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_shipped_detector
+def test_embedded_reader_reports_each_vehicle_once_and_survives_bad_frames_and_callbacks():
+    embed = _embed_module()
+    frames = [read_image(s.path) for s in read_scenes(DRIVE)]
+    got = []
+
+    def on_vehicle(v):
+        got.append(v)
+        raise RuntimeError("the host's bus is down")  # logged; the reader carries on
+
+    with embed.PlateReader(on_vehicle, recognizers=("latin",)) as reader:
+        for i, f in enumerate(frames):
+            assert reader.submit(f if i != 5 else np.zeros((0, 0, 3), np.uint8), wait=True)
+    assert (reader.submitted, reader.processed, reader.skipped, reader.dropped) == (16, 15, 1, 0)
+    assert [v.text for v in got] == [_drive_label()] and got[0].frames == 15
+    # frames pushed faster than they are read: the waiting one is replaced, never queued behind
+    with embed.PlateReader(got.append, recognizers=("latin",), single_read=True) as fast:
+        for f in frames:
+            fast.submit(f)
+    assert fast.processed + fast.dropped == 16
+
+
+def test_embedded_reader_refuses_a_bad_bundle_in_its_constructor(tmp_path):
+    embed = _embed_module()
+    with pytest.raises(LprError):
+        embed.PlateReader(print, recognizers=(str(tmp_path / "missing"),))
