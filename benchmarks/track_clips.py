@@ -71,12 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1000, help="first clip's seed (clips use seed, seed+1, ...)")
     ap.add_argument("--max-age", type=int, default=8, help="PlateTracker max_age")
     ap.add_argument("--regions", nargs="+", default=["us", "br", "eu"], help="plates the clips show")
-    ap.add_argument("--recognizer", default="latin", help="the recogniser bundle for those regions")
+    ap.add_argument("--recognizer", nargs="+", default=["latin"], help="recogniser bundle(s) for those regions")
     ap.add_argument("--single-read", action="store_true", help="one margin per plate")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    pipe = Pipeline("detector", [args.recognizer], margins=margins_for(args.single_read))
+    pipe = Pipeline("detector", args.recognizer, margins=margins_for(args.single_read))
     total: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.clips):

@@ -129,9 +129,9 @@ class Pipeline:
 
     Args:
         detector: a detector folder or lone proposal bundle (default: the shipped ``detector``), or a Detector.
-        recognizers: recogniser bundles (paths, shipped names or Bundles); each plate is read by every one; a
-            read that fits one of its bundle's plate formats beats one that does not, then the most confident
-            wins (pass one bundle to save time when the country is known).
+        recognizers: recogniser bundles (paths, shipped names or Bundles); at each margin every one reads the
+            plate, a read that fits one of its bundle's plate formats beats one that does not, then the most
+            confident wins (pass one bundle, or a ``region``, to save time when the country is known).
         threads: interpreter threads for every model.
         region: a region for template post-filtering (it also drops recognisers that do not cover it).
         method: ``perspective`` (homography from the corners), ``affine`` (RANSAC affine fit) or ``crop`` (box).
@@ -234,11 +234,15 @@ class Pipeline:
         return read.region is not None and read.confidence >= self.accept_confidence
 
     def _read_margins(self, frame: np.ndarray, det: Detection, timings: dict[str, float]) -> PlateRead | None:
-        """The first accepted read of one detection over the recognisers and margins, else the best one (adds to
-        ``timings``)."""
+        """The first accepted read of one detection over the margins, else the best one (adds to ``timings``).
+
+        At each margin every recogniser reads the plate and the best of their reads counts: with ``latin`` and
+        ``cn`` together, a latin read of a Chinese plate (its province character dropped) can fit the catch-all us
+        format at high confidence, and accepted on its own it would hide the cn read."""
         best = None
-        for rec in self.recognizers:
-            for margin in self.margins:
+        for margin in self.margins:
+            here = None
+            for rec in self.recognizers:
                 t = time.perf_counter()
                 crop = rectify(frame, det.corners, det.box, rec.width, rec.height, self.method, margin)
                 timings["rectify"] += _ms(t)
@@ -247,16 +251,18 @@ class Pipeline:
                     logits = rec.logits(rec.prepare(crop))
                 except ImageError as e:  # e.g. an all-black crop: no read from this recogniser
                     log.debug("plate at %s not read: %s", det.box, e)
-                    break
+                    continue
                 finally:
                     timings["recognise"] += _ms(t)
                 t = time.perf_counter()
                 read = self._read(rec, logits)
                 timings["decode"] += _ms(t)
-                if self._accepted(read):
-                    return read
-                if best is None or _rank(read) > _rank(best):
-                    best = read
+                if here is None or _rank(read) > _rank(here):
+                    here = read
+            if here is not None and self._accepted(here):
+                return here
+            if here is not None and (best is None or _rank(here) > _rank(best)):
+                best = here
         return best
 
     def run(self, frames: Iterable[Frame], max_frames: int | None = None) -> Iterator[FrameResult]:

@@ -225,6 +225,31 @@ def test_refine_tightens_a_loose_detection_and_the_pipeline_keeps_the_better_rea
 
 
 @needs_shipped_detector
+def test_with_several_recognisers_the_best_read_at_a_margin_wins_not_the_first(tmp_path):
+    """latin reads a Chinese plate without its province character, and the catch-all us format takes it: the
+    latin + cn pipeline must weigh both reads at each margin, not accept latin's alone (with accept_confidence 0
+    any read that fits a format would be accepted at once)."""
+    from training.synth.scenes import render_clip
+
+    render_clip(tmp_path, 3, ("cn",), seed=1)
+    detector = Detector("detector")
+
+    def one_margin(recognizers):
+        return Pipeline(detector, recognizers, margins=(MARGIN,), accept_confidence=0.0)
+
+    latin, cn, both = one_margin(["latin"]), one_margin(["cn"]), one_margin(["latin", "cn"])
+    cn_won = 0
+    for s in read_scenes(tmp_path):
+        frame = read_image(s.path)
+        by_box = [{p.box: p for p in pipe.process(frame).plates} for pipe in (latin, cn)]
+        for p in both.process(frame).plates:
+            want = max((reads[p.box] for reads in by_box if p.box in reads), key=_rank)
+            assert (p.text, p.recognizer) == (want.text, want.recognizer)
+            cn_won += p.recognizer == cn.recognizers[0].manifest.name and p.box in by_box[0]
+    assert cn_won >= 2
+
+
+@needs_shipped_detector
 def test_refine_needs_a_corners_stage():
     proposals_only = Detector(REPO / "models" / "detector" / "proposal")
     frame = read_image(read_scenes(DRIVE)[0].path)
