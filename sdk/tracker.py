@@ -106,6 +106,9 @@ class _Track:
         for c in read.candidates or (Candidate(read.text, read.confidence),):
             self.votes[c.text] += c.confidence
 
+    def fused(self, top_n: int) -> TrackedPlate:
+        return fuse(self.id, self.first_frame, self.last_frame, self.reads, self.votes, top_n)
+
 
 class PlateTracker:
     """Follows plates across the frames of one source and fuses each track's reads.
@@ -163,10 +166,10 @@ class PlateTracker:
     @property
     def active(self) -> tuple[TrackedPlate, ...]:
         """The fused reads so far of the open tracks (e.g. for a live display)."""
-        return tuple(fuse(t.id, t.first_frame, t.last_frame, t.reads, t.votes, self.top_n) for t in self._tracks)
+        return tuple(t.fused(self.top_n) for t in self._tracks)
 
     def _finish(self, tracks: list[_Track]) -> tuple[TrackedPlate, ...]:
-        fused = [fuse(t.id, t.first_frame, t.last_frame, t.reads, t.votes, self.top_n) for t in tracks]
+        fused = (t.fused(self.top_n) for t in tracks)
         return tuple(v for v in fused if v.frames >= self.min_frames and v.confidence >= self.min_confidence)
 
     def _match(self, plates: tuple[PlateRead, ...], index: int) -> list[tuple[int, int]]:
