@@ -26,6 +26,7 @@ import numpy as np
 
 from sdk.decode import Candidate
 from sdk.errors import LprError
+from sdk.evaluate import edit_distance
 from sdk.formats import match_format
 from sdk.pipeline import FrameResult, PlateRead
 
@@ -33,6 +34,11 @@ from sdk.pipeline import FrameResult, PlateRead
 # 0.3 drops 32 of 36 tracks that match no plate (car parts read as text) and no right read with the latin bundle,
 # 19 of 34 and 2 right (low-confidence) reads of 69 with the cn bundle.
 MIN_CONFIDENCE = 0.3
+# Reads at least this sure say which plate a box holds: a sure read more than TEXT_DISTANCE characters away from
+# a sure track's text is another plate, however near its box; a sure read equal to an open track's text rejoins
+# that track wherever it is (a plate lost for a few frames, or a camera that skips frames).
+SURE = 0.5
+TEXT_DISTANCE = 2
 
 
 @dataclass(frozen=True)
@@ -93,12 +99,20 @@ class _Track:
     reads: list[PlateRead] = field(default_factory=list)
     votes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
+    def leading(self) -> tuple[str, float]:
+        """The most voted text so far and the highest confidence a frame read it with (0 if none did)."""
+        text = max(self.votes.items(), key=lambda kv: kv[1])[0]
+        return text, max((r.confidence for r in self.reads if r.text == text), default=0.0)
+
     def predicted(self, index: int) -> np.ndarray:
         return self.box + np.tile(self.velocity * (index - self.last_frame), 2)
 
-    def add(self, index: int, read: PlateRead) -> None:
+    def add(self, index: int, read: PlateRead, jumped: bool = False) -> None:
+        """Add a frame's read; ``jumped``: it rejoined by its text from elsewhere (no speed to learn from)."""
         box = np.asarray(read.box, np.float64)
-        if self.reads:
+        if jumped:
+            self.velocity = np.zeros(2)
+        elif self.reads:
             shift = (_centre(box) - _centre(self.box)) / max(index - self.last_frame, 1)
             self.velocity = shift if len(self.reads) == 1 else 0.5 * self.velocity + 0.5 * shift
         self.box, self.last_frame = box, index
@@ -146,8 +160,8 @@ class PlateTracker:
         gone = [t for t in self._tracks if index - t.last_frame > self.max_age]
         self._tracks = [t for t in self._tracks if t not in gone]
         ids = [0] * len(result.plates)
-        for p, t in self._match(result.plates, index):
-            self._tracks[t].add(index, result.plates[p])
+        for p, t, jumped in self._match(result.plates, index):
+            self._tracks[t].add(index, result.plates[p], jumped)
             ids[p] = self._tracks[t].id
         for p, read in enumerate(result.plates):
             if not ids[p]:
@@ -172,12 +186,18 @@ class PlateTracker:
         fused = (t.fused(self.top_n) for t in tracks)
         return tuple(v for v in fused if v.frames >= self.min_frames and v.confidence >= self.min_confidence)
 
-    def _match(self, plates: tuple[PlateRead, ...], index: int) -> list[tuple[int, int]]:
-        """(plate, track) pairs, nearest first, within ``max_distance`` plate widths and a 2x width ratio."""
+    def _match(self, plates: tuple[PlateRead, ...], index: int) -> list[tuple[int, int, bool]]:
+        """(plate, track, joined by text alone) triples. Nearest pairs first, within ``max_distance`` plate
+        widths and a 2x width ratio, unless both reads are sure and differ; then a sure read equal to a sure
+        unmatched track's text joins it."""
+        leading = [t.leading() for t in self._tracks]
         pairs = []
         for p, read in enumerate(plates):
             box = np.asarray(read.box, np.float64)
             for t, track in enumerate(self._tracks):
+                text, conf = leading[t]
+                if min(read.confidence, conf) >= SURE and edit_distance(read.text, text) > TEXT_DISTANCE:
+                    continue
                 pred = track.predicted(index)
                 w_pred, w_new = pred[2] - pred[0], box[2] - box[0]
                 if not 0.5 < w_new / max(w_pred, 1e-6) < 2.0:
@@ -185,12 +205,18 @@ class PlateTracker:
                 d = float(np.linalg.norm(_centre(box) - _centre(pred))) / max(w_pred, w_new, 1e-6)
                 if d <= self.max_distance:
                     pairs.append((d, p, t))
+        pairs += [
+            (np.inf, p, t)
+            for p, read in enumerate(plates)
+            for t, (text, conf) in enumerate(leading)
+            if min(read.confidence, conf) >= SURE and read.text == text
+        ]
         taken_p, taken_t, out = set(), set(), []
-        for _, p, t in sorted(pairs):
+        for d, p, t in sorted(pairs):
             if p not in taken_p and t not in taken_t:
                 taken_p.add(p)
                 taken_t.add(t)
-                out.append((p, t))
+                out.append((p, t, d == np.inf))
         return out
 
 

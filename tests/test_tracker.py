@@ -78,6 +78,22 @@ def test_nearest_pairs_match_first_and_far_or_resized_boxes_start_new_tracks():
     assert {v.text for v in tracker.flush()} == {"AAA1111", "BBB2222", "CCC3333", "DDD4444"}
 
 
+def test_sure_reads_keep_different_plates_apart_and_rejoin_their_own_track():
+    """A sure read far from a sure track's text starts a new track though its box is where the track was; a sure
+    read equal to a sure track's text rejoins it though its box jumped across the frame (skipped frames)."""
+    tracker = PlateTracker(min_frames=1)
+    first = tracker.update(_frame(0, _plate(100, 100, "ABC1234")))
+    other = tracker.update(_frame(1, _plate(110, 100, "XYZ9876")))  # a different car where the first one was
+    assert other.ids != first.ids
+    unsure = tracker.update(_frame(2, _plate(120, 100, "XY29876", 0.3)))  # unsure: position decides (nearest)
+    assert unsure.ids == other.ids
+    jumped = tracker.update(_frame(3, _plate(900, 500, "ABC1234")))
+    assert jumped.ids == first.ids
+    near = tracker.update(_frame(4, _plate(930, 500, "ABD1234")))  # one character off, where it jumped to
+    assert near.ids == first.ids
+    assert sorted(v.text for v in tracker.flush()) == ["ABC1234", "XYZ9876"]
+
+
 def test_fusion_prefers_a_text_that_fits_a_plate_format():
     """br plates are LLL NNNN (or Mercosul): a 6-character read cannot be one, however many votes it has."""
     reads = [
