@@ -15,7 +15,9 @@ a library. ``PlateReader`` fits beside it:
   vehicle with its read fused over every frame it was seen in: on the worker thread when the vehicle has left
   the view, on the caller's thread at ``close`` for those still in view. An exception in the callback is logged
   and the reader carries on.
-- Models load in the constructor, on the caller's thread, so a bad bundle raises :class:`sdk.LprError` there.
+- Models load in the constructor, on the caller's thread, so a bad bundle raises :class:`sdk.LprError` there. A
+  frame the pipeline cannot read (empty, wrong shape, or any error inside) is logged and counted in ``skipped``;
+  the worker never dies of one.
 
 Try it on the sample drive, fed as a 30 FPS camera would (``--fps 0``: wait for every frame, drop none):
 
@@ -85,6 +87,8 @@ class PlateReader:
     def submit(self, image: np.ndarray, wait: bool = False) -> bool:
         """Queue one BGR frame; False when it replaced a frame still waiting (that one is dropped).
         ``wait=True`` waits for the slot instead (offline use: every frame is read)."""
+        if not self._thread.is_alive():
+            raise LprError("the PlateReader is not running: submit frames inside `with PlateReader(...) as reader:`")
         item = (self.submitted, image)
         self.submitted += 1
         if wait:
@@ -114,6 +118,10 @@ class PlateReader:
             except ImageError as e:  # an empty or malformed frame from the host: skip it
                 self.skipped += 1
                 log.warning("frame %d skipped: %s", index, e)
+                continue
+            except Exception:  # anything else: log it and keep reading (the host's camera thread waits on us)
+                self.skipped += 1
+                log.exception("frame %d not read", index)
                 continue
             self.processed += 1
             self.pipeline.stats.add(result)

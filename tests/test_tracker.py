@@ -195,6 +195,8 @@ def test_embedded_reader_reports_each_vehicle_once_and_survives_bad_frames_and_c
         for f in frames:
             fast.submit(f)
     assert fast.processed + fast.dropped == 16
+    with pytest.raises(LprError, match="not running"):  # closed: nothing would read it
+        fast.submit(frames[0], wait=True)
 
 
 def test_embedded_reader_refuses_a_bad_bundle_in_its_constructor(tmp_path):
