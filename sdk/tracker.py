@@ -1,7 +1,9 @@
 """Plates followed across frames: one fused read per vehicle instead of one read per frame.
 
 A plate seen in consecutive frames is matched to the track whose predicted position (its last box moved on at
-its recent speed) is nearest, and the track's read is fused from every frame's top-N candidates: their
+its recent speed) is nearest, with sure reads deciding first (two sure reads of different texts are different
+plates; a sure read of a track's text rejoins it wherever it is). The track's read is fused from every frame's
+top-N candidates: their
 probabilities are summed per text, so a plate misread in a few frames (far away, blurred) still gets the text
 most frames agree on. A track ends when it has not been seen for ``max_age`` frames; then its fused read is
 final.
@@ -187,36 +189,32 @@ class PlateTracker:
         return tuple(v for v in fused if v.frames >= self.min_frames and v.confidence >= self.min_confidence)
 
     def _match(self, plates: tuple[PlateRead, ...], index: int) -> list[tuple[int, int, bool]]:
-        """(plate, track, joined by text alone) triples. Nearest pairs first, within ``max_distance`` plate
-        widths and a 2x width ratio, unless both reads are sure and differ; then a sure read equal to a sure
-        unmatched track's text joins it."""
+        """(plate, track, joined by text alone) triples. A plate may join a track within ``max_distance`` plate
+        widths of where it is predicted (widths within 2x), unless both reads are sure and their texts differ
+        by more than TEXT_DISTANCE; a sure read equal to a sure track's text may join it wherever it is. Pairs
+        whose texts are both sure go first, then the nearest."""
         leading = [t.leading() for t in self._tracks]
         pairs = []
         for p, read in enumerate(plates):
             box = np.asarray(read.box, np.float64)
             for t, track in enumerate(self._tracks):
                 text, conf = leading[t]
-                if min(read.confidence, conf) >= SURE and edit_distance(read.text, text) > TEXT_DISTANCE:
+                sure = min(read.confidence, conf) >= SURE
+                if sure and read.text != text and edit_distance(read.text, text) > TEXT_DISTANCE:
                     continue
                 pred = track.predicted(index)
                 w_pred, w_new = pred[2] - pred[0], box[2] - box[0]
-                if not 0.5 < w_new / max(w_pred, 1e-6) < 2.0:
-                    continue
-                d = float(np.linalg.norm(_centre(box) - _centre(pred))) / max(w_pred, w_new, 1e-6)
-                if d <= self.max_distance:
-                    pairs.append((d, p, t))
-        pairs += [
-            (np.inf, p, t)
-            for p, read in enumerate(plates)
-            for t, (text, conf) in enumerate(leading)
-            if min(read.confidence, conf) >= SURE and read.text == text
-        ]
+                d = np.inf
+                if 0.5 < w_new / max(w_pred, 1e-6) < 2.0:
+                    d = float(np.linalg.norm(_centre(box) - _centre(pred))) / max(w_pred, w_new, 1e-6)
+                if d <= self.max_distance or (sure and read.text == text):
+                    pairs.append((not sure, d, p, t))
         taken_p, taken_t, out = set(), set(), []
-        for d, p, t in sorted(pairs):
+        for _, d, p, t in sorted(pairs):
             if p not in taken_p and t not in taken_t:
                 taken_p.add(p)
                 taken_t.add(t)
-                out.append((p, t, d == np.inf))
+                out.append((p, t, d > self.max_distance))
         return out
 
 

@@ -91,6 +91,11 @@ def test_sure_reads_keep_different_plates_apart_and_rejoin_their_own_track():
     assert jumped.ids == first.ids
     near = tracker.update(_frame(4, _plate(930, 500, "ABD1234")))  # one character off, where it jumped to
     assert near.ids == first.ids
+    # the plate again, and something unsure beside it; next frame the plate is a little nearer to where that
+    # unsure thing was than to where its own track predicts it: the sure texts win
+    both = tracker.update(_frame(5, _plate(940, 500, "ABC1234"), _plate(1100, 560, "LT", 0.05))).ids
+    assert both[0] == first.ids[0] and both[1] not in (first.ids[0], other.ids[0])
+    assert tracker.update(_frame(6, _plate(1030, 530, "ABC1234"))).ids == first.ids
     assert sorted(v.text for v in tracker.flush()) == ["ABC1234", "XYZ9876"]
 
 
