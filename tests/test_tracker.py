@@ -150,7 +150,7 @@ def test_pipeline_and_tracker_read_the_sample_drive_as_one_vehicle():
 
 
 @needs_shipped_detector
-def test_run_track_prints_one_vehicle_with_the_fused_read():
+def test_run_track_prints_one_vehicle_with_the_fused_read(tmp_path):
     r = CliRunner().invoke(main, ["run", "--track", "--json", "--recognizer", "latin"])
     assert r.exit_code == 0, r.output
     lines = [json.loads(line) for line in r.output.strip().splitlines()]
@@ -158,8 +158,10 @@ def test_run_track_prints_one_vehicle_with_the_fused_read():
     (vehicle,) = [x["vehicle"] for x in lines if "vehicle" in x]
     assert {p["track"] for f in frames for p in f["plates"]} == {vehicle["track"]}
     assert vehicle["text"] == _drive_label() and lines[-1]["summary"]["vehicles"] == 1
-    r = CliRunner().invoke(main, ["run", "--track", "--recognizer", "latin", "--max-frames", "4"])
+    short = ["run", "--track", "--recognizer", "latin", "--max-frames", "4", "--save-annotated", str(tmp_path)]
+    r = CliRunner().invoke(main, short)
     assert r.exit_code == 0 and f"vehicle {vehicle['track']}: " in r.output and "1 vehicle(s)" in r.output
+    assert len(list(tmp_path.glob("frame_*.jpg"))) == 4
 
 
 @needs_shipped_detector

@@ -16,16 +16,17 @@ from sdk.pipeline import FrameResult, Pipeline
 from sdk.tracker import PlateTracker, TrackedPlate
 
 
-def annotate(frame: np.ndarray, result: FrameResult) -> np.ndarray:
-    """The frame with each plate's outline and read drawn on it."""
+def annotate(frame: np.ndarray, result: FrameResult, track_ids: tuple[int, ...] = ()) -> np.ndarray:
+    """The frame with each plate's outline and read (and track id, when given) drawn on it."""
     out = frame.copy()
-    for p in result.plates:
+    for i, p in enumerate(result.plates):
         x0, y0, x1, y1 = (int(v) for v in p.box)
         if p.corners is not None:
             cv2.polylines(out, [np.round(p.corners).astype(np.int32)], True, (0, 255, 0), 2)
         else:
             cv2.rectangle(out, (x0, y0), (x1, y1), (0, 255, 0), 2)
-        label = f"{p.text} {p.confidence:.2f}"  # cv2 fonts have no CJK glyphs: cn provinces show as '?'
+        # cv2 fonts have no CJK glyphs: cn provinces show as '?'
+        label = f"{p.text} {p.confidence:.2f}" + (f" #{track_ids[i]}" if track_ids else "")
         cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4)
         cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 255), 2)
     return out
@@ -118,7 +119,7 @@ def run_cmd(
                     report(step.ended)
                 if save_annotated:
                     out = save_annotated / f"frame_{result.index:06d}.jpg"
-                    cv2.imwrite(str(out), annotate(result.frame, result))
+                    cv2.imwrite(str(out), annotate(result.frame, result, step.ids if step else ()))
             skipped = src.skipped
     except KeyboardInterrupt:
         skipped = 0
