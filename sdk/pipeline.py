@@ -138,8 +138,8 @@ class Pipeline:
         min_confidence: reads below this confidence are dropped.
         margins: (x, y) margins around the corners, as fractions of the plate's size, that each plate is read at
             in turn (``MARGINS``; pass one, e.g. ``(MARGIN,)``, for one read per plate).
-        accept_confidence: a read that fits a plate format at this confidence or more is taken at once (no
-            further margin or recogniser is tried).
+        accept_confidence: when the best read at a margin fits a plate format at this confidence or more, it is
+            taken at once (no further margin is tried).
         refine: when no read is accepted, regress the corners again and read the plate once more (default: only
             when more than one margin is read, so one margin means one read per plate).
         top_n: candidates kept per plate.
