@@ -21,6 +21,10 @@ needs_tf = pytest.mark.skipif(not HAS_TF, reason='needs the training extra: pip 
 needs_shared_data = pytest.mark.skipif(
     not (SHARED_DATA / "crops" / "labels.csv").is_file(), reason="../shared/data is absent"
 )
+DRIVE = REPO / "samples" / "drive"  # the rendered sample drive the README's main command reads
+needs_shipped_detector = pytest.mark.skipif(
+    not (REPO / "models" / "detector" / "corners" / "model.tflite").is_file(), reason="no shipped detector"
+)
 
 
 def tiny_config(data: Path, steps: int = 30) -> dict:

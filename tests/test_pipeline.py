@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import DRIVE, REPO, needs_shipped_detector, needs_tf
 
 from sdk.capture import Frame
 from sdk.cli import main
@@ -22,8 +22,6 @@ from sdk.detector import Detection, Detector, iou_matrix
 from sdk.errors import BundleError, LprError
 from sdk.image import read_image
 from sdk.pipeline import MARGIN, MARGINS, STAGES, Pipeline, _rank
-
-DRIVE = REPO / "samples" / "drive"
 
 
 def _loose_pipeline(tiny_detector, tiny_bundle) -> Pipeline:
@@ -148,11 +146,6 @@ def test_bench_pipeline_cli(tiny_detector, tiny_bundle):
     assert CliRunner().invoke(main, ["bench"]).exit_code == 2  # neither a bundle nor --pipeline
 
 
-needs_shipped_detector = pytest.mark.skipif(
-    not (REPO / "models" / "detector" / "corners" / "model.tflite").is_file(), reason="no shipped detector"
-)
-
-
 @needs_shipped_detector
 def test_shipped_models_read_the_sample_drive():
     """The README's main job: the shipped detector + recognisers on the project's own rendered drive."""
@@ -224,6 +217,7 @@ def test_refine_tightens_a_loose_detection_and_the_pipeline_keeps_the_better_rea
     assert tightened >= 5 and compared >= 6
 
 
+@needs_tf
 @needs_shipped_detector
 def test_with_several_recognisers_the_best_read_at_a_margin_wins_not_the_first(tmp_path):
     """latin reads a Chinese plate without its province character, and the catch-all us format takes it: the

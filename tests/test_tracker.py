@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import DRIVE, REPO, needs_shipped_detector
 
 from sdk.cli import main
 from sdk.dataset import read_scenes
@@ -20,11 +20,6 @@ from sdk.errors import LprError
 from sdk.image import read_image
 from sdk.pipeline import FrameResult, PlateRead
 from sdk.tracker import PlateTracker, fuse
-
-DRIVE = REPO / "samples" / "drive"
-needs_shipped_detector = pytest.mark.skipif(
-    not (REPO / "models" / "detector" / "corners" / "model.tflite").is_file(), reason="no shipped detector"
-)
 
 
 def _plate(x: float, y: float, text: str, conf: float = 0.9, others=(), region: str | None = "br") -> PlateRead:
