@@ -18,6 +18,9 @@ from sdk.formats import check_region, match_format
 # Beam-search pruning: at each step only characters above MIN_CHAR_PROB extend the beams. A trained model's rows
 # are peaked (mostly one blank), so most steps try no extension at all; a flat row (1/C each) still passes.
 MIN_CHAR_PROB = 1e-3
+# Beam probabilities are rescaled to sum to 1 every this many steps: a step keeps at least 1/C of the best beam's
+# mass, so between two rescales it shrinks by at most C**-8 (1e-15 for 66 classes), far from float64's limits.
+RESCALE_EVERY = 8
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,8 @@ def beam_search(
     """CTC prefix beam search.
 
     Each prefix keeps the probability of its paths ending in a blank and in a non-blank. Probabilities stay
-    linear but are rescaled to sum to 1 every step (the log of the scale is carried), so long or flat outputs do
-    not underflow. For speed, a step only extends prefixes with characters whose probability exceeds
+    linear but are rescaled to sum to 1 every ``RESCALE_EVERY`` steps (the log of the scale is carried), so long
+    or flat outputs do not underflow. For speed, a step only extends prefixes with characters whose probability exceeds
     ``MIN_CHAR_PROB``.
 
     Args:
@@ -138,30 +141,30 @@ def beam_search(
     log_scale = 0.0
     candidates = probs > MIN_CHAR_PROB
     candidates[:, blank_index] = False
-    for row, mask in zip(probs, candidates, strict=True):
-        p = row.tolist()  # plain floats are faster in the loops below
-        if not mask.any():  # no character is likely here: prefixes only continue, none is added or reordered
+    active = candidates.any(axis=1).tolist()
+    for t, (row, mask) in enumerate(zip(probs.tolist(), candidates, strict=True)):  # plain floats: faster loops
+        if not active[t]:  # no character is likely here: prefixes only continue, none is added or reordered
             for prefix, v in beams.items():
-                v[0], v[1] = (v[0] + v[1]) * p[blank_index], (v[1] * p[prefix[-1]] if prefix else 0.0)
+                v[0], v[1] = (v[0] + v[1]) * row[blank_index], (v[1] * row[prefix[-1]] if prefix else 0.0)
             beams = {prefix: v for prefix, v in beams.items() if v[0] + v[1] > 0.0}
+        else:
+            chars = np.flatnonzero(mask).tolist()
+            nxt: dict[tuple[int, ...], list[float]] = {}
+            for prefix, (pb, pnb) in beams.items():
+                total = pb + pnb
+                entry = nxt.setdefault(prefix, [0.0, 0.0])
+                entry[0] += total * row[blank_index]
+                last = prefix[-1] if prefix else None
+                if last is not None:
+                    entry[1] += pnb * row[last]  # repeated last char collapses into the same prefix
+                for c in chars:
+                    ext = nxt.setdefault((*prefix, c), [0.0, 0.0])
+                    # A repeat only extends the prefix when a blank separates it from the previous one.
+                    ext[1] += (pb if c == last else total) * row[c]
+            ranked = sorted(nxt.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)
+            beams = {prefix: v for prefix, v in ranked[:beam_width] if v[0] + v[1] > 0.0}  # drop impossible ones
+        if t % RESCALE_EVERY == RESCALE_EVERY - 1:
             log_scale += _normalise(beams)
-            continue
-        chars = np.flatnonzero(mask).tolist()
-        nxt: dict[tuple[int, ...], list[float]] = {}
-        for prefix, (pb, pnb) in beams.items():
-            total = pb + pnb
-            entry = nxt.setdefault(prefix, [0.0, 0.0])
-            entry[0] += total * p[blank_index]
-            last = prefix[-1] if prefix else None
-            if last is not None:
-                entry[1] += pnb * p[last]  # repeated last char collapses into the same prefix
-            for c in chars:
-                ext = nxt.setdefault((*prefix, c), [0.0, 0.0])
-                # A repeat only extends the prefix when a blank separates it from the previous one.
-                ext[1] += (pb if c == last else total) * p[c]
-        ranked = sorted(nxt.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)
-        beams = {prefix: v for prefix, v in ranked[:beam_width] if v[0] + v[1] > 0.0}  # drop impossible ones
-        log_scale += _normalise(beams)
     best = sorted(beams.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)[:top_n]
     return tuple(
         Candidate(_text(prefix, alphabet, blank_index), min(float((pb + pnb) * math.exp(log_scale)), 1.0))
