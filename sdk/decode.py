@@ -117,8 +117,8 @@ def beam_search(
 
     Each prefix keeps the probability of its paths ending in a blank and in a non-blank. Probabilities stay
     linear but are rescaled to sum to 1 every ``RESCALE_EVERY`` steps (the log of the scale is carried), so long
-    or flat outputs do not underflow. For speed, a step only extends prefixes with characters whose probability exceeds
-    ``MIN_CHAR_PROB``.
+    or flat outputs do not underflow. For speed, a step only extends prefixes with characters whose probability
+    exceeds ``MIN_CHAR_PROB``.
 
     Args:
         probs: ``(T, C)`` probabilities, rows summing to 1.

@@ -31,6 +31,10 @@ def test_cut_columns_mark_a_cut_with_no_gap() -> None:
     assert cuts[0] == 40 and cuts[1] == -1 and cuts[2] == 100
 
 
+def test_cut_columns_of_a_single_character_are_none() -> None:
+    assert cut_columns(_plate([40]), [("A", 5.0)], 12) == ()
+
+
 def test_splice_joins_left_of_one_crop_to_right_of_another_at_the_left_crops_size() -> None:
     a = Aligned(np.full((20, 60, 3), 10, np.uint8), "ABC", "us", (20, 40))
     b = Aligned(np.full((40, 90, 3), 200, np.uint8), "XYZ", "us", (30, 60))

@@ -4,9 +4,9 @@ no real crop holds, so a recogniser that memorises its few hundred real plates s
 (the cn train split holds 377 crops, 357 of them 皖).
 
 Each crop's character positions come from a recogniser bundle's own CTC alignment (its greedy read must equal
-the label, else the crop is not used). A splice cuts both crops at the same character index, halfway between
-that character's and the previous one's time steps; the right part is scaled to the left crop's height and the
-joined image back to the left crop's width. A spliced text must fit one of the region's plate formats.
+the label, else the crop is not used). A splice cuts both crops at the same character index, in the gap between
+that character and the previous one (see :func:`cut_columns`); the right part is scaled to the left crop's height
+and the joined image back to the left crop's width. A spliced text must fit one of the region's plate formats.
 
     python -m training.data.splice ../shared/data/crops runs/splice_cn --bundle cn --regions cn -n 12000
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdk.dataset import Split, read_labels, write_labels
+from sdk.dataset import LabelRow, Split, read_labels, write_labels
 from sdk.formats import match_format
 from sdk.image import read_image
 from sdk.recognizer import Recognizer
@@ -47,6 +47,8 @@ def cut_columns(img: np.ndarray, steps: list[tuple[str, float]], n_steps: int) -
     energy inside the text band within a third of a character pitch (the gap between two glyphs); -1 where that
     column is no clean gap (edge energy above ``GAP_ENERGY`` times the band's median column: a tilted or touching
     pair of glyphs) or lies within half a pitch of the previous cut (or of the crop's left edge)."""
+    if len(steps) < 2:
+        return ()
     w = img.shape[1]
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
     y0, y1 = text_band(gray)
@@ -64,7 +66,7 @@ def cut_columns(img: np.ndarray, steps: list[tuple[str, float]], n_steps: int) -
     return tuple(c if ok else -1 for c, ok in zip(cuts, clean.tolist(), strict=True))
 
 
-def align(rec: Recognizer, rows: list) -> tuple[list[Aligned], int]:
+def align(rec: Recognizer, rows: list[LabelRow]) -> tuple[list[Aligned], int]:
     """The rows the bundle reads right, with their cut columns; and how many it misread (left out)."""
     m = rec.manifest
     out, missed = [], 0
