@@ -40,6 +40,13 @@ def char_steps(logits: np.ndarray, alphabet: str, blank_index: int) -> list[tupl
     return [(alphabet[k - (k > blank_index)], (t0 + t1) / 2) for k, t0, t1 in greedy_runs(logits, blank_index)]
 
 
+def read_steps(rec: Recognizer, path: Path) -> tuple[np.ndarray, list[tuple[str, float]], int]:
+    """The image at ``path``, ``rec``'s greedy read of it as :func:`char_steps` and the number of output steps."""
+    img = read_image(path)
+    logits = rec.logits(rec.prepare(img))
+    return img, char_steps(logits, rec.manifest.alphabet, rec.manifest.blank_index), len(logits)
+
+
 def text_band(gray: np.ndarray) -> tuple[int, int]:
     """Rows (y0, y1) of the text: the longest run of rows whose horizontal gradient is at least half the
     strongest row's (glyph strokes are vertical edges; plate borders and sky are mostly not)."""
@@ -79,16 +86,13 @@ def write_flipped(
     """For each crop of ``data_dir`` holding a ``pairs`` key that ``bundle`` reads right, write the crop with that
     glyph flipped into its pair (label changed to match) into ``out_dir``, plus a ``labels.csv``."""
     rec = Recognizer(bundle)
-    m = rec.manifest
     out = Path(out_dir)
     rows, skipped = [], 0
     for i, row in enumerate(read_labels(data_dir, split, regions)):
         k = next((j for j, c in enumerate(row.text) if c in pairs), None)
         if k is None:
             continue
-        img = read_image(row.path)
-        logits = rec.logits(rec.prepare(img))
-        steps = char_steps(logits, m.alphabet, m.blank_index)
+        img, steps, n_steps = read_steps(rec, row.path)
         if "".join(c for c, _ in steps) != row.text:
             skipped += 1
             continue
@@ -96,7 +100,7 @@ def write_flipped(
         text = row.text[:k] + new + row.text[k + 1 :]
         rel = Path(row.region) / f"{i:05d}_{text}.jpg"
         (out / rel.parent).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(out / rel), flip_glyph(img, steps, k, len(logits)), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(out / rel), flip_glyph(img, steps, k, n_steps), [cv2.IMWRITE_JPEG_QUALITY, 95])
         rows.append((rel.as_posix(), text, row.region, f"{old} flipped to {new} in {row.path.name}"))
     print(f"{len(rows)} crops written, {skipped} skipped (the bundle misreads them)")
     return write_labels(out, rows)

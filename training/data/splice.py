@@ -23,9 +23,8 @@ import numpy as np
 
 from sdk.dataset import LabelRow, Split, read_labels, write_labels
 from sdk.formats import match_format
-from sdk.image import read_image
 from sdk.recognizer import Recognizer
-from training.data.glyph_flip import char_steps, text_band
+from training.data.glyph_flip import read_steps, text_band
 
 # A cut column counts as a gap between glyphs when its edge energy is at most this share of the median column's.
 GAP_ENERGY = 0.5
@@ -68,16 +67,13 @@ def cut_columns(img: np.ndarray, steps: list[tuple[str, float]], n_steps: int) -
 
 def align(rec: Recognizer, rows: list[LabelRow]) -> tuple[list[Aligned], int]:
     """The rows the bundle reads right, with their cut columns; and how many it misread (left out)."""
-    m = rec.manifest
     out, missed = [], 0
     for row in rows:
-        img = read_image(row.path)
-        logits = rec.logits(rec.prepare(img))
-        steps = char_steps(logits, m.alphabet, m.blank_index)
+        img, steps, n_steps = read_steps(rec, row.path)
         if "".join(c for c, _ in steps) != row.text:
             missed += 1
             continue
-        out.append(Aligned(img, row.text, row.region, cut_columns(img, steps, len(logits))))
+        out.append(Aligned(img, row.text, row.region, cut_columns(img, steps, n_steps)))
     return out, missed
 
 
