@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def on_vehicle(v: TrackedPlate) -> None:
-        print(json.dumps({"vehicle": {k: v.to_dict()[k] for k in ("track", "text", "confidence", "frames")}}))
+        d = v.to_dict()
+        print(json.dumps({"vehicle": {k: d[k] for k in ("track", "text", "confidence", "frames")}}))
 
     try:
         reader = PlateReader(on_vehicle, region=args.region)

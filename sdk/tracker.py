@@ -3,10 +3,9 @@
 A plate seen in consecutive frames is matched to the track whose predicted position (its last box moved on at
 its recent speed) is nearest, with sure reads deciding first (two sure reads of different texts are different
 plates; a sure read of a track's text rejoins it wherever it is). The track's read is fused from every frame's
-top-N candidates: their
-probabilities are summed per text, so a plate misread in a few frames (far away, blurred) still gets the text
-most frames agree on. A track ends when it has not been seen for ``max_age`` frames; then its fused read is
-final.
+top-N candidates: their probabilities are summed per text, so a plate misread in a few frames (far away,
+blurred) still gets the text most frames agree on. A track ends when it has not been seen for ``max_age``
+frames; then its fused read is final.
 
 >>> from sdk import Pipeline, PlateTracker, open_source
 >>> pipe, tracker = Pipeline("detector", ["latin"]), PlateTracker()
