@@ -44,9 +44,10 @@ def test_resume_continues_from_checkpoint(tmp_path, synth_dir):
 
     run = tmp_path / "run"
     config = tiny_config(synth_dir, steps=4)
-    config["stages"][0]["data"][0].update(tilt=6, lowres=2.5, balance=1.0)  # kept in config.yaml for the resume
+    config["stages"][0]["data"][0].update(tilt=6, lowres=2.5, erase=0.4, balance=1.0)  # kept for the resume
     train(parse_config(config), run, verbose=False)
-    assert "tilt: 6.0" in (run / "config.yaml").read_text() and "lowres: 2.5" in (run / "config.yaml").read_text()
+    saved = (run / "config.yaml").read_text()
+    assert "tilt: 6.0" in saved and "lowres: 2.5" in saved and "erase: 0.4" in saved
     cfg = (run / "config.yaml").read_text().replace("steps: 4", "steps: 6")
     (run / "config.yaml").write_text(cfg)
     metrics = train(None, run, resume=True, verbose=False)  # type: ignore[arg-type]
@@ -214,10 +215,33 @@ def test_lowres_blurs_about_half_of_the_sources_that_ask_for_it():
     assert (y[40:][changed[40:]].std(axis=(1, 2)) < x[40:][changed[40:]].std(axis=(1, 2))).all()  # smoother
 
 
+def test_erase_blanks_one_small_box_in_about_half_of_the_sources_that_ask_for_it():
+    import tensorflow as tf
+
+    from training.data.pipeline import erase
+
+    tf.random.set_seed(0)
+    x = np.random.default_rng(2).random((80, 24, 96, 3)).astype(np.float32)
+    y = erase(tf.constant(x), tf.constant([0.0] * 40 + [0.5] * 40)).numpy()
+    changed = np.abs(y - x).max(axis=3) > 0  # (N, H, W) pixels that changed
+    assert not changed[:40].any()  # erase 0: never
+    hit = changed[40:].any(axis=(1, 2))
+    assert 8 < hit.sum() < 32  # about half
+    for img, mask in zip(y[40:][hit], changed[40:][hit], strict=True):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert rows.size <= 12 and cols.size <= 12  # at most half the height (24) on each side
+        assert mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()  # one solid box
+        assert np.ptp(img[mask]) == 0  # of one gray level
+
+
 def test_per_source_augmentation_options_are_validated(synth_dir):
     from training.config import ConfigError, parse_config
 
-    for key, value, msg in (("tilt", -1, "tilt and balance"), ("lowres", 0.5, "lowres is a downscale factor")):
+    for key, value, msg in (
+        ("tilt", -1, "tilt and balance"),
+        ("lowres", 0.5, "lowres is a downscale factor"),
+        ("erase", 1.0, "erase is a fraction of the height"),
+    ):
         config = tiny_config(synth_dir)
         config["stages"][0]["data"][0][key] = value
         with pytest.raises(ConfigError, match=msg):

@@ -126,14 +126,30 @@ def lowres(images: tf.Tensor, max_factor: tf.Tensor, radius: int) -> tf.Tensor:
     return gaussian_blur(images, blur_sigma(tf.where(tf.random.uniform((n,)) < 0.5, f, 1.0)), radius)
 
 
+def erase(images: tf.Tensor, max_frac: tf.Tensor) -> tf.Tensor:
+    """Random erasing: in half the images, a box of up to ``max_frac`` (N,) of the height on each side, centred
+    anywhere, filled with one random gray level; small enough that a glyph under it stays partly visible."""
+    n, h, w = tf.shape(images)[0], images.shape[1], images.shape[2]
+    on = tf.cast(tf.random.uniform((n,)) < 0.5, tf.float32) * max_frac * h
+    half_h, half_w = (tf.random.uniform((n,), 0.25, 0.5) * on for _ in range(2))
+    cy, cx = tf.random.uniform((n,), 0.0, float(h)), tf.random.uniform((n,), 0.0, float(w))
+    ys, xs = tf.range(h, dtype=tf.float32) + 0.5, tf.range(w, dtype=tf.float32) + 0.5
+    inside_y = tf.abs(ys[None, :] - cy[:, None]) < half_h[:, None]
+    inside_x = tf.abs(xs[None, :] - cx[:, None]) < half_w[:, None]
+    box = tf.logical_and(inside_y[:, :, None], inside_x[:, None, :])[..., None]
+    return tf.where(box, tf.random.uniform((n, 1, 1, 1)), images)
+
+
 def augment(
     images: tf.Tensor,
     max_tilt: tf.Tensor | None = None,
     max_lowres: tf.Tensor | None = None,
     lowres_radius: int = 0,
+    max_erase: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Batch augmentation in [0, 1] float: tilt (where ``max_tilt`` (N,) degrees > 0), crop jitter
-    (tight/loose/shifted), low resolution (where ``max_lowres`` (N,) > 1), brightness, contrast, noise."""
+    (tight/loose/shifted), low resolution (where ``max_lowres`` (N,) > 1), random erasing (where ``max_erase``
+    (N,) > 0), brightness, contrast, noise."""
     n = tf.shape(images)[0]
     h, w = images.shape[1], images.shape[2]
     if max_tilt is not None:
@@ -143,6 +159,8 @@ def augment(
     x = tf.image.crop_and_resize(images, boxes, tf.range(n), (h, w), extrapolation_value=0.5)
     if max_lowres is not None:
         x = lowres(x, max_lowres, lowres_radius)
+    if max_erase is not None:
+        x = erase(x, max_erase)
     x = x * tf.random.uniform((n, 1, 1, 1), 0.6, 1.3) + tf.random.uniform((n, 1, 1, 1), -0.2, 0.2)
     mean = tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True)
     x = (x - mean) * tf.random.uniform((n, 1, 1, 1), 0.6, 1.3) + mean
@@ -167,7 +185,7 @@ def make_dataset(
         ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels, arrays.lengths, extra))
         ds = ds.shuffle(min(len(arrays.images), 20000), seed=seed).repeat()
         ds = ds.map(
-            lambda x, y, n, e, a=src.augment, t=src.tilt, r=src.lowres: (
+            lambda x, y, n, e, a=src.augment, t=src.tilt, r=src.lowres, z=src.erase: (
                 x,
                 y,
                 n,
@@ -175,6 +193,7 @@ def make_dataset(
                 tf.constant(a),
                 tf.constant(t),
                 tf.constant(r),
+                tf.constant(z),
             )
         )
         streams.append(ds)
@@ -187,12 +206,13 @@ def make_dataset(
 
     # ops only for the options some source uses, so older recipes draw the same random numbers as before
     tilted = any(src.tilt > 0 for _, src in parts)
+    erased = any(src.erase > 0 for _, src in parts)
     factor = max(src.lowres for _, src in parts)
     radius = math.ceil(3 * float(blur_sigma(factor)))
 
-    def prep(x, y, n, e, aug, max_tilt, max_lowres):
+    def prep(x, y, n, e, aug, max_tilt, max_lowres, max_erase):
         x = tf.cast(x, tf.float32) / 255.0
-        args = (max_tilt if tilted else None, max_lowres if radius > 0 else None, radius)
+        args = (max_tilt if tilted else None, max_lowres if radius > 0 else None, radius, max_erase if erased else None)
         x = tf.where(aug[:, None, None, None], augment(x, *args), x)
         return (x, y, n, e) if extras is not None else (x, y, n)
 
