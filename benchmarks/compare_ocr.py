@@ -77,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N crops of each region (0: all)")
     ap.add_argument("--rec-only", action="store_true", help="RapidOCR recogniser on the whole crop, no detection")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument(
+        "--misses",
+        action="store_true",
+        help="also list the crops our bundle misreads with RapidOCR's read: where both engines read the same "
+        "other text, or nothing, the label or the crop deserves a look",
+    )
     args = ap.parse_args(argv)
 
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -112,13 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         rec = next(((n, r) for n, r in ours if region in r.manifest.regions), None)
         if rec is None and ours:
             print(f"ours: no bundle covers region {region}; only RapidOCR runs", file=sys.stderr)
-        elif rec is not None:
+        reads: list[Any] = []
+        if rec is not None:
             reads, ms = timed(lambda img, rec=rec[1], region=region: rec.recognize(img, region), imgs)
             hits = sum(r.text == t for r, t in zip(reads, truths, strict=True))
             res |= {"ours_bundle": rec[0], "ours_plate_accuracy": round(hits / len(sel), 4), "ours_ms": round(ms, 3)}
         lines, ms = timed(ocr_lines, imgs)
         hits = sum(ocr_correct(s, t, alphabet_for(region)) for s, t in zip(lines, truths, strict=True))
         res |= {"rapidocr_plate_accuracy": round(hits / len(sel), 4), "rapidocr_ms": round(ms, 3)}
+        if args.misses and reads:
+            res["misses"] = misses(sel, reads, lines, alphabet_for(region))
         if "ours_ms" in res:
             res["speedup"] = round(res["rapidocr_ms"] / max(res["ours_ms"], 1e-9), 1)
         regions[region] = res
@@ -144,6 +153,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def misses(rows: Sequence[Any], reads: Sequence[Any], lines: Sequence[Sequence[str]], alphabet: str) -> list[dict]:
+    """Our misreads with RapidOCR's read (its lines joined) and whether it read the same text as ours."""
+    out = []
+    for row, read, ocr in zip(rows, reads, lines, strict=True):
+        if read.text != row.text:
+            other = "".join(normalise(s, alphabet) for s in ocr)
+            out.append({"file": row.path.name, "label": row.text, "ours": read.text, "rapidocr": other})
+            out[-1]["same_read"] = other == read.text
+    return out
+
+
 def print_table(report: dict[str, Any], ocr_dir: Path) -> None:
     def cell(v: Any, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
@@ -157,6 +177,10 @@ def print_table(report: dict[str, Any], ocr_dir: Path) -> None:
             f"{region:<7}{r['n']:>5}{cell(g('ours_plate_accuracy'), '.3f'):>10}{cell(g('ours_ms'), '.2f'):>10}"
             f"{r['rapidocr_plate_accuracy']:>10.3f}{r['rapidocr_ms']:>10.1f}{cell(g('speedup'), '.1f'):>10}"
         )
+    for region, r in report["regions"].items():
+        for m in r.get("misses", []):
+            note = "  <- both engines read this" if m["same_read"] else ""
+            print(f"miss {region} {m['file']}: label {m['label']}, ours {m['ours']}, rapidocr {m['rapidocr']}{note}")
     for n, o in report["ours"].items():
         print(f"ours {n}: {o['model_bytes']:,} bytes ({o['source']})")
     print(f"rapidocr: {ocr['model_bytes']:,} bytes of .onnx models used ({ocr_dir / 'models'})")
