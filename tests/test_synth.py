@@ -110,3 +110,27 @@ def test_cn_cells_follow_the_gb_layout():
     assert steps.max() - steps.min() <= 3
     dot = [s for s in stats[1:].tolist() if 4 < s[4] < 400 and s[0] > lefts[0] + latin[0][2] and s[0] < lefts[1]]
     assert len(dot) == 1  # the separator dot, between the 2nd and 3rd character
+
+
+@pytest.mark.parametrize("ratio", [0.10, 0.13])
+def test_cn_stroke_thins_the_bold_fonts_stems_to_the_asked_share_of_the_height(ratio):
+    from training.synth.plates import LATIN_FONTS, _glyph, _stem, _thinned
+
+    for font in LATIN_FONTS:
+        stem, cap = _stem(font)
+        assert stem > 0.14 * cap  # the bundled fonts are bold
+        ink = np.asarray(_thinned(_glyph("H", font, 160, 0), font, ratio)) > 127
+        row = ink[ink.shape[0] // 4]
+        runs = np.diff(np.flatnonzero(np.diff(np.r_[0, row.astype(int), 0])))[::2]
+        assert len(runs) == 2 and all(abs(r / cap - ratio) <= 0.02 for r in runs), (font, runs / cap)
+
+
+def test_cn_stroke_off_renders_as_before(monkeypatch):
+    import training.synth.plates as plates
+
+    before = [render_plate("cn", random.Random(seed)).image for seed in range(4)]
+    monkeypatch.setattr(plates, "CN_STROKE", (0.10, 0.10))
+    thin = [render_plate("cn", random.Random(seed)).image for seed in range(4)]
+    monkeypatch.setattr(plates, "CN_STROKE", None)
+    assert all(np.array_equal(render_plate("cn", random.Random(s)).image, before[s]) for s in range(4))
+    assert not all(np.array_equal(a, b) for a, b in zip(thin, before, strict=True))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from sdk.dataset import write_labels
 from sdk.formats import CN_LETTERS, DIGITS, LETTERS, PROVINCES, PlateFormat, formats_for
@@ -37,6 +37,10 @@ FIXED_PITCH = {"cn": 0.8, "us": 0.0, "br": 0.0, "eu": 0.0}
 # How often a cn plate is set as the GB standard prints it (``_draw_cn_cells``: tall narrow glyphs filling equal
 # cells, 1 as a plain bar, a wide gap with a dot after the second character) rather than by ``_draw_text_fit``.
 CN_CELLS = 0.8
+# Stroke weight of those GB-cell glyphs as a fraction of their height, drawn uniformly from this range by thinning
+# the (bold) bundled fonts; None keeps the fonts' own 0.14-0.23. The GB plate font's stroke is 10 mm on a 90 mm
+# glyph (0.11), and the CCPD crops' strokes look that thin next to the bold rendered ones.
+CN_STROKE: tuple[float, float] | None = None
 # How often a region's crops get the washed-out, low-contrast look of the real br crops (degrade's ``dull``).
 DULL = {"cn": 0.0, "us": 0.0, "br": 0.6, "eu": 0.0}
 # The lowest resolution degrade() drops a crop to before scaling it back up, as a fraction of the output size.
@@ -178,6 +182,26 @@ def _glyph(ch: str, font_name: str, size: int, stroke: int) -> Image.Image:
     return img.crop(img.getbbox() or (0, 0, 1, 1))
 
 
+@cache
+def _stem(font_name: str) -> tuple[int, int]:
+    """(stem width, cap height) of ``font_name``'s H at 160 px."""
+    ink = np.asarray(_glyph("H", font_name, 160, 0)) > 127
+    row = np.flatnonzero(np.diff(np.r_[0, ink[ink.shape[0] // 4].astype(int), 0]))
+    return int(row[1] - row[0]), ink.shape[0]
+
+
+def _thinned(glyph: Image.Image, font_name: str, ratio: float) -> Image.Image:
+    """``glyph`` (drawn at 160 px) eroded so its stems are about ``ratio`` of the font's cap height wide."""
+    stem, cap = _stem(font_name)
+    t = round((stem - ratio * cap) / 2)
+    if t <= 0:
+        return glyph
+    padded = Image.new("L", (glyph.width + 2 * t, glyph.height + 2 * t), 0)  # so ink at the edge erodes too
+    padded.paste(glyph, (t, t))
+    thin = padded.filter(ImageFilter.MinFilter(2 * t + 1))
+    return thin.crop(thin.getbbox() or (0, 0, 1, 1))
+
+
 def _draw_cn_cells(
     img: Image.Image, shown: str, font_name: str, fill: tuple[int, int, int], rng: random.Random
 ) -> None:
@@ -196,12 +220,14 @@ def _draw_cn_cells(
     cell, gap, sep, total = cell * scale, gap * scale, sep * scale, total * scale
     x, top = (w - total) / 2 + rng.uniform(-0.01, 0.01) * w, (h - gh) / 2 + rng.uniform(-0.04, 0.04) * h
     stroke = rng.randint(0, 2)
+    ratio = rng.uniform(*CN_STROKE) if CN_STROKE else None
     layer = Image.new("L", (w, h), 0)
     for i, ch in enumerate(chars):
         if i == 0:
             glyph = _glyph(ch, CJK_FONT, 160, stroke // 2)
         else:
-            glyph = _glyph("I" if ch == "1" and rng.random() < 0.7 else ch, font_name, 160, stroke)
+            glyph = _glyph("I" if ch == "1" and rng.random() < 0.7 else ch, font_name, 160, 0 if ratio else stroke)
+            glyph = _thinned(glyph, font_name, ratio) if ratio else glyph
         gw = min(cell, glyph.width * gh / glyph.height)
         layer.paste(255, (int(x + (cell - gw) / 2), int(top)), glyph.resize((max(1, int(gw)), max(1, int(gh)))))
         x += cell + (sep if i == 1 else gap)
