@@ -22,9 +22,9 @@ class ConfigError(LprError, ValueError):
 class DataSource:
     """A ``labels.csv`` folder; ``weight`` sets its share when a stage mixes sources. With ``augment``, ``tilt`` > 0
     also rotates and shears half the images by up to that many degrees, ``lowres`` > 1 blurs half of them as if the
-    plate were up to that many times smaller, ``erase`` > 0 blanks a random box in half of them (random erasing, up to
-    that fraction of the height and twice it of a character's width: glyphs stay partly visible); ``balance`` > 0
-    repeats rows holding rare characters (see :func:`training.data.pipeline.oversample_rare`)."""
+    plate were up to that many times smaller, ``erase`` > 0 blanks a box of up to that fraction of the height on each
+    side in half of them (random erasing); ``balance`` > 0 repeats rows holding rare characters (see
+    :func:`training.data.pipeline.oversample_rare`)."""
 
     path: str
     split: Split = "all"
