@@ -159,8 +159,15 @@ def misses(rows: Sequence[Any], reads: Sequence[Any], lines: Sequence[Sequence[s
     for row, read, ocr in zip(rows, reads, lines, strict=True):
         if read.text != row.text:
             other = "".join(normalise(s, alphabet) for s in ocr)
-            out.append({"file": row.path.name, "label": row.text, "ours": read.text, "rapidocr": other})
-            out[-1]["same_read"] = other == read.text
+            out.append(
+                {
+                    "file": row.path.name,
+                    "label": row.text,
+                    "ours": read.text,
+                    "rapidocr": other,
+                    "same_read": other == read.text,
+                }
+            )
     return out
 
 
