@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -167,8 +169,8 @@ def _natural_key(path: Path) -> list[Any]:
 class FolderSource(FrameSource):
     """The images of a folder (not recursive) in natural name order, or a single image file.
 
-    Unreadable images are skipped, counted in :attr:`skipped` and logged. Each frame's ``source`` is the
-    image's file name.
+    Unreadable images are skipped, counted in :attr:`skipped` and logged; a pass that finds none readable raises
+    :class:`CaptureError`. Each frame's ``source`` is the image's file name.
 
     Args:
         path: A folder of images, or one image file.
@@ -211,10 +213,10 @@ class FolderSource(FrameSource):
     def _next_raw(self) -> tuple[Any, str] | None:
         while True:
             if self._pos >= len(self._files):
+                if not self._delivered_this_pass:  # nothing readable: an error, not an empty run (nor a spin)
+                    raise CaptureError(f"no readable image in {self.path}: all {len(self._files)} were skipped")
                 if not self.loop:
                     return None
-                if not self._delivered_this_pass:  # looping over nothing readable would spin forever
-                    raise CaptureError(f"no readable image in {self.path}: all {len(self._files)} were skipped")
                 self._pos, self._delivered_this_pass = 0, False
             path = self._files[self._pos]
             self._pos += 1
@@ -301,6 +303,24 @@ class Reconnector:
             self.failures += 1
 
 
+@contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log (a failed open prints several WARN/ERROR lines per backend tried), and FFmpeg's
+    below fatal for the process unless the user set ``OPENCV_FFMPEG_LOGLEVEL``, unless this module logs at DEBUG:
+    :class:`CaptureError` says what went wrong in one line, and broken frames are skipped and counted."""
+    cv_log = cv2.utils.logging
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # read when OpenCV first opens an FFmpeg capture
+    level = cv_log.getLogLevel()
+    cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv_log.setLogLevel(level)
+
+
 def _mask_credentials(url: str) -> str:
     """``rtsp://user:pw@host/x`` -> ``rtsp://***@host/x`` so passwords stay out of logs."""
     parts = urlsplit(url)
@@ -354,7 +374,8 @@ class VideoSource(FrameSource):
         self._recovering = False  # dropped out; no frame since
 
     def _open_cv(self) -> CaptureLike:
-        cap = cv2.VideoCapture(self.src)
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(self.src)
         if self.size is not None and self.kind == "device" and cap.isOpened():
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])

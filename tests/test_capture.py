@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import itertools
 import logging
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -88,9 +89,10 @@ def test_folder_loop_repeats_and_keeps_counting(image_dir: Path) -> None:
     assert not src.is_open
 
 
-def test_folder_loop_over_nothing_readable_raises(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", [True, False])
+def test_folder_of_nothing_readable_raises(tmp_path: Path, loop: bool) -> None:
     (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
-    with FolderSource(tmp_path, loop=True) as src, pytest.raises(CaptureError, match="no readable image"):
+    with FolderSource(tmp_path, loop=loop) as src, pytest.raises(CaptureError, match="no readable image"):
         src.read()
     assert src.skipped == 1
 
@@ -154,6 +156,15 @@ def test_unopenable_sources_raise_capture_error(tmp_path: Path) -> None:
     garbage.write_bytes(b"\0" * 64)
     with pytest.raises(CaptureError, match="cannot open video source"), VideoSource(str(garbage)):
         pass
+
+
+@pytest.mark.parametrize("source", ["/dev/video63", "rtsp://127.0.0.1:9/none"])
+def test_failed_open_prints_one_line_not_opencv_log(source: str) -> None:
+    """OpenCV and FFmpeg log each backend they try on the process's stderr; the CLI says one line instead."""
+    code = "import sys; from sdk.cli import main; sys.argv = ['lpr-sdk', 'run', '--source', sys.argv[1]]; main()"
+    r = subprocess.run([sys.executable, "-c", code, source], capture_output=True, text=True, timeout=120)
+    lines = (r.stdout + r.stderr).strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: cannot open video source"), lines
 
 
 # --- live sources: scripted captures --------------------------------------------------------------------------

@@ -89,6 +89,9 @@ def test_run_cli_bad_input_is_one_line(tiny_detector, tiny_bundle, tmp_path):
     bad = ["--detector", str(root / "bundle"), "--recognizer", str(root / "bundle" / "proposal")]
     r = CliRunner().invoke(main, ["run", "--source", str(tmp_path), *bad])
     assert r.exit_code == 2 and "recognizer bundle is needed" in r.output
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")  # a folder with no readable image is an error, not 0 frames
+    r = CliRunner().invoke(main, ["run", "--source", str(tmp_path), "--detector", str(root / "bundle")])
+    assert r.exit_code == 2 and "error: no readable image" in r.output
 
 
 def test_camera_loop_runs_headless_and_stops_on_sigterm(tiny_detector, tiny_bundle, tmp_path):

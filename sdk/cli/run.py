@@ -142,6 +142,7 @@ def run_cmd(
         click.echo(
             f"{s['frames']} frames, {s['plates']} plates"
             + (f", {vehicles} vehicle(s)" if tracker else "")
+            + (f", {n} skipped" if (n := s["skipped_frames"] + skipped) else "")
             + f", {s['fps']} FPS; median ms per stage: "
             + ", ".join(f"{k} {v}" for k, v in s["latency_ms_median"].items())
         )
