@@ -40,6 +40,11 @@ def _pl_forms(*forms: str) -> str:
     return "|".join("".join("[0-9]" if c == "D" else _PL_L for c in f) for f in forms)
 
 
+# Romania's county codes (Bucharest is the lone B).
+_RO_COUNTIES = (
+    "AB|AG|AR|BC|BH|BN|BR|BT|BV|BZ|CJ|CL|CS|CT|CV|DB|DJ|GJ|GL|GR|HD|HR|IF|IL|IS|MH|MM|MS|NT|OT|PH|SB|SJ|SM|SV|TL|TM|TR|"
+    "VL|VN|VS"
+)
 _PL_FIVE = ("DDDDD", "DDDDL", "DDDLL")
 _PL = (
     rf"{_PL_V}[A-Z](?:{_pl_forms(*_PL_FIVE, 'DLDDD', 'DLLDD')})"
@@ -167,6 +172,14 @@ FORMATS: tuple[PlateFormat, ...] = (
         band="PL",
     ),
     PlateFormat("eu_fr", "eu", r"[A-Z]{2}[0-9]{3}[A-Z]{2}", ("LL-DDD-LL",), ((_WHITE, _BLACK),), band="F"),
+    PlateFormat(
+        "eu_ro",  # Bucharest B + 2-3 digits, or a county's two letters + 2 digits; then three letters
+        "eu",
+        rf"(?:B[0-9]{{2,3}}|(?:{_RO_COUNTIES})[0-9]{{2}})[A-Z]{{3}}",
+        ("L DD LLL", "L DDD LLL", "LL DD LLL"),
+        ((_WHITE, _BLACK),),
+        band="RO",
+    ),
 )
 
 REGIONS: dict[str, str] = {"cn": "cn", "us": "latin", "br": "latin", "eu": "latin"}

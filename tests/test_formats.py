@@ -85,7 +85,10 @@ def test_eu_formats():
     assert not by_name("eu_pl").matches("AA12345")  # A is no voivodeship letter
     assert fmt("BB135BO", "eu") == "eu_sk"
     assert fmt("123", "eu") is None
-    assert {f.band for f in formats_for("eu")} == {"D", "SK", "PL", "F"}
+    assert fmt("B276WOW", "eu") == fmt("B95GSV", "eu") == fmt("CJ12ABC", "eu") == "eu_ro"
+    assert not by_name("eu_ro").matches("XY12ABC")  # XY is no county
+    assert not by_name("eu_ro").matches("CJ123ABC")  # three digits only after Bucharest's B
+    assert {f.band for f in formats_for("eu")} == {"D", "SK", "PL", "F", "RO"}
 
 
 def test_display_inserts_separators():

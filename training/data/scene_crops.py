@@ -22,7 +22,7 @@ from sdk.pipeline import MARGIN
 from sdk.rectify import rectify
 
 
-def _box_crop(img: np.ndarray, corners: np.ndarray, margin: float) -> np.ndarray:
+def box_crop(img: np.ndarray, corners: np.ndarray, margin: float) -> np.ndarray:
     (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
     mx, my = (x1 - x0) * margin, (y1 - y0) * margin
     h, w = img.shape[:2]
@@ -63,7 +63,7 @@ def extract_scene_crops(
         img = read_image(frame.path)
         for j, p in enumerate(plates):
             crops = (
-                [_box_crop(img, p.corners, margin)]
+                [box_crop(img, p.corners, margin)]
                 if copies == 0
                 else [_rectified(img, p.corners, rng, jitter) for _ in range(copies)]
             )

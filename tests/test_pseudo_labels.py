@@ -1,0 +1,81 @@
+"""Pseudo-labelling unlabelled plate boxes: the shipped latin bundle as the teacher on frames made in the test."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sdk.dataset import read_labels
+from sdk.errors import LprError
+from sdk.formats import match_format
+
+pytest.importorskip("PIL")  # the renderer that draws the plates
+
+from training.data.pseudo_labels import bundle_teacher, main, plate_text, pseudo_label  # noqa: E402
+from training.synth.plates import render_flat_plate  # noqa: E402
+
+
+def test_plate_text_normalises_and_drops_the_band_code():
+    assert plate_text("RO B 276 WOW", "eu") == "B276WOW"
+    assert plate_text("b276-wow", "eu") == "B276WOW"
+    assert plate_text("ＣＪ１２ＡＢＣ", "eu") == "CJ12ABC"  # full-width, as some OCR engines print
+    assert plate_text("SKBA123CD", "eu") == "BA123CD"
+    assert plate_text("ABC-1234", "br") == "ABC1234"
+    assert plate_text("HELLO WORLD", "eu") is None
+    assert plate_text("", "us") is None
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Two 640x360 frames, each with two rendered eu plates: three boxes without text, one labelled (a decoy)."""
+    d = tmp_path_factory.mktemp("scenes")
+    rng = random.Random(11)
+    rows, truths = [], []
+    for f in range(2):
+        frame = np.full((360, 640, 3), 90, np.uint8)
+        for k, (x, y) in enumerate([(40, 60), (330, 220)]):
+            plate = render_flat_plate("eu", rng)
+            img = cv2.resize(cv2.cvtColor(plate.image, cv2.COLOR_RGB2BGR), (260, 58))
+            frame[y : y + 58, x : x + 260] = img
+            labelled = f == 1 and k == 1
+            if not labelled:
+                truths.append(plate.text)
+            x2, y2 = x + 260, y + 58
+            corners = [x, y, x2, y, x2, y2, x, y2]
+            rows.append([f"f{f}.jpg", plate.text if labelled else "", "ro", *corners, "test"])
+        cv2.imwrite(str(d / f"f{f}.jpg"), frame)
+    with open(d / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "plate_text", "region", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4", "source"])
+        w.writerows(rows)
+    return d, truths
+
+
+def test_pseudo_label_keeps_confident_reads_that_fit_a_format(frames, tmp_path):
+    scenes, truths = frames
+    kept, seen = pseudo_label(scenes, tmp_path / "out", bundle_teacher("latin"), "eu", ["ro"], min_score=0.5)
+    assert seen == 3  # the labelled box is not read again
+    rows = read_labels(tmp_path / "out")
+    assert kept == len(rows) >= 2
+    for r in rows:
+        assert match_format(r.text, "eu") and r.region == "eu"
+        crop = cv2.imread(str(r.path))
+        assert np.allclose(crop.shape[:2], (58 * 1.2, 260 * 1.2), atol=1)  # the box and its 10 % margin
+    assert sum(r.text in truths for r in rows) >= 2  # the teacher read the rendered plates right
+
+
+def test_pseudo_label_score_threshold_and_cli(frames, tmp_path, capsys):
+    scenes, _ = frames
+    kept, seen = pseudo_label(scenes, tmp_path / "none", bundle_teacher("latin"), "eu", min_score=1.01)
+    assert (kept, seen) == (0, 3) and read_labels(tmp_path / "none") == []
+    args = [str(scenes), str(tmp_path / "cli"), "--region", "eu", "--teacher", "latin", "--min-score", "0.5"]
+    assert main(args) == 0 and "of 3 boxes labelled" in capsys.readouterr().out
+    assert main([str(scenes), str(tmp_path / "x"), "--region", "xx", "--teacher", "latin"]) == 2
+    assert "error: unknown region" in capsys.readouterr().out
+    with pytest.raises(LprError, match="labels.csv"):
+        pseudo_label(tmp_path, tmp_path / "y", bundle_teacher("latin"), "eu")

@@ -1,0 +1,141 @@
+"""Label unlabelled plate boxes with a bigger reader (a teacher), to fine-tune on footage nobody transcribed.
+
+For every plate box without text in a scenes folder (``labels.csv`` with corners, e.g. the ``ro`` dashcam frames,
+or your own camera's frames with boxes), cut the box with a margin, read it with the teacher, and keep the read
+when its score is at least ``min_score`` and it fits a plate format of ``region`` (a leading country code read off
+the plate's band, such as RO, is dropped first). Writes the kept crops and a ``labels.csv`` in the crops format,
+so a training config can use the folder like any other (its ``split`` then splits by plate text).
+
+Teachers: ``rapidocr`` (PP-OCR's recogniser via rapidocr-onnxruntime, the ``bench`` extra) or a recogniser bundle.
+
+    python -m training.data.pseudo_labels ../shared/data/scenes runs/ro_pseudo --scene-regions ro --region eu
+"""
+
+from __future__ import annotations
+
+import argparse
+import unicodedata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sdk.dataset import Split, read_scenes, write_labels
+from sdk.errors import LprError
+from sdk.formats import alphabet_for, check_region, formats_for, match_format
+from sdk.image import read_image
+from sdk.recognizer import Recognizer
+from training.data.scene_crops import box_crop
+
+Teacher = Callable[[np.ndarray], tuple[str, float]]
+"""A reader of one BGR plate crop: (text, score in [0, 1])."""
+
+
+def rapidocr_teacher(threads: int = 1) -> Teacher:
+    """PP-OCR's text recogniser (no detection: the crop is the line), as RapidOCR ships it."""
+    try:
+        from rapidocr_onnxruntime import RapidOCR
+    except ImportError:
+        raise LprError("the rapidocr teacher needs rapidocr-onnxruntime: pip install -e '.[bench]'") from None
+    engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+
+    def read(crop: np.ndarray) -> tuple[str, float]:
+        res, _ = engine(crop, use_det=False, use_cls=False)
+        return (str(res[0][0]), float(res[0][1])) if res else ("", 0.0)
+
+    return read
+
+
+def bundle_teacher(bundle: str | Path, threads: int = 1) -> Teacher:
+    """A recogniser bundle's beam-search read and its confidence (no templates: the format check is here)."""
+    rec = Recognizer(bundle, threads)
+
+    def read(crop: np.ndarray) -> tuple[str, float]:
+        r = rec.recognize(crop)
+        return r.text, r.confidence
+
+    return read
+
+
+def plate_text(read: str, region: str) -> str | None:
+    """The teacher's read as a plate text of ``region``: NFKC, uppercase, only the region's alphabet, a leading
+    band country code dropped when the rest then fits; None when it fits none of the region's formats."""
+    alphabet = alphabet_for(region)
+    text = "".join(c for c in unicodedata.normalize("NFKC", read).upper() if c in alphabet)
+    if match_format(text, region):
+        return text
+    for band in {f.band for f in formats_for(region) if f.band}:
+        if text.startswith(band) and match_format(text[len(band) :], region):
+            return text[len(band) :]
+    return None
+
+
+def pseudo_label(
+    scenes_dir: str | Path,
+    out_dir: str | Path,
+    teacher: Teacher,
+    region: str,
+    scene_regions: Sequence[str] | None = None,
+    split: Split = "all",
+    min_score: float = 0.9,
+    margin: float = 0.1,
+    teacher_name: str = "teacher",
+) -> tuple[int, int]:
+    """Read the unlabelled boxes of ``scenes_dir`` with ``teacher``; write the kept crops and ``labels.csv`` (with
+    ``region`` as each row's region) into ``out_dir``. Returns (crops kept, boxes read).
+
+    Raises:
+        LprError: ``scenes_dir`` has no usable labels.csv, or ``region`` is unknown.
+    """
+    region = check_region(region)
+    out = Path(out_dir)
+    rows, seen = [], 0
+    for i, frame in enumerate(read_scenes(scenes_dir, split, list(scene_regions) if scene_regions else None)):
+        boxes = [p for p in frame.plates if not p.text and (not scene_regions or p.region in scene_regions)]
+        if not boxes:
+            continue
+        img = read_image(frame.path)
+        for j, p in enumerate(boxes):
+            crop = box_crop(img, p.corners, margin)
+            if crop.size == 0:
+                continue
+            seen += 1
+            read, score = teacher(crop)
+            text = plate_text(read, region)
+            if text is None or score < min_score:
+                continue
+            rel = Path(region) / f"{i:05d}_{j}.jpg"
+            (out / rel.parent).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            rows.append((rel.as_posix(), text, region, f"{teacher_name} {score:.2f} on {frame.path.name}"))
+    write_labels(out, rows)
+    return len(rows), seen
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Label the unlabelled plate boxes of a scenes folder with a teacher.")
+    ap.add_argument("scenes_dir")
+    ap.add_argument("out_dir")
+    ap.add_argument("--region", required=True, help="the plates' region: reads must fit one of its formats")
+    ap.add_argument("--scene-regions", nargs="+", help="only boxes of these scene regions (e.g. ro)")
+    ap.add_argument("--split", default="all", choices=["all", "train", "test"], help="frames of this scene split")
+    ap.add_argument("--teacher", default="rapidocr", help="'rapidocr' or a recogniser bundle")
+    ap.add_argument("--min-score", type=float, default=0.9, help="keep reads the teacher scores at least this")
+    ap.add_argument("--margin", type=float, default=0.1, help="box margin, as a fraction of the box's size")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    try:
+        teacher = rapidocr_teacher(a.threads) if a.teacher == "rapidocr" else bundle_teacher(a.teacher, a.threads)
+        kept, seen = pseudo_label(
+            a.scenes_dir, a.out_dir, teacher, a.region, a.scene_regions, a.split, a.min_score, a.margin, a.teacher
+        )
+    except LprError as e:
+        print(f"error: {e}")
+        return 2
+    print(f"{kept} of {seen} boxes labelled -> {Path(a.out_dir) / 'labels.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
