@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sdk.dataset import read_labels
+from sdk.dataset import read_labels, read_scenes
 from sdk.errors import LprError
 from sdk.formats import match_format
 
@@ -67,6 +67,9 @@ def test_pseudo_label_keeps_confident_reads_that_fit_a_format(frames, tmp_path):
         crop = cv2.imread(str(r.path))
         assert np.allclose(crop.shape[:2], (58 * 1.2, 260 * 1.2), atol=1)  # the box and its 10 % margin
     assert sum(r.text in truths for r in rows) >= 2  # the teacher read the rendered plates right
+    scenes_out = read_scenes(tmp_path / "out" / "scenes")  # the same plates as scene rows, for end-to-end checks
+    assert sorted(p.text for f in scenes_out for p in f.plates) == sorted(r.text for r in rows)
+    assert all(f.path.is_file() and f.path.parent == scenes for f in scenes_out)
 
 
 def test_pseudo_label_score_threshold_and_cli(frames, tmp_path, capsys):

@@ -14,6 +14,7 @@ Teachers: ``rapidocr`` (PP-OCR's recogniser via rapidocr-onnxruntime, the ``benc
 from __future__ import annotations
 
 import argparse
+import csv
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from sdk.formats import alphabet_for, check_region, formats_for, match_format
 from sdk.image import read_image
 from sdk.recognizer import Recognizer
 from training.data.scene_crops import box_crop
+from training.synth.scenes import SCENE_COLUMNS
 
 Teacher = Callable[[np.ndarray], tuple[str, float]]
 """A reader of one BGR plate crop: (text, score in [0, 1])."""
@@ -83,14 +85,16 @@ def pseudo_label(
     teacher_name: str = "teacher",
 ) -> tuple[int, int]:
     """Read the unlabelled boxes of ``scenes_dir`` with ``teacher``; write the kept crops and ``labels.csv`` (with
-    ``region`` as each row's region) into ``out_dir``. Returns (crops kept, boxes read).
+    ``region`` as each row's region) into ``out_dir``, and ``out_dir/scenes/labels.csv``: the kept boxes as scene
+    rows with their text, naming the frames by absolute path (end-to-end evaluation on the same plates, e.g.
+    ``benchmarks/compare_scenes.py --data OUT/scenes --regions REGION``). Returns (crops kept, boxes read).
 
     Raises:
         LprError: ``scenes_dir`` has no usable labels.csv, or ``region`` is unknown.
     """
     region = check_region(region)
     out = Path(out_dir)
-    rows, seen = [], 0
+    rows, scene_rows, seen = [], [], 0
     for i, frame in enumerate(read_scenes(scenes_dir, split, list(scene_regions) if scene_regions else None)):
         boxes = [p for p in frame.plates if not p.text and (not scene_regions or p.region in scene_regions)]
         if not boxes:
@@ -108,8 +112,15 @@ def pseudo_label(
             rel = Path(region) / f"{i:05d}_{j}.jpg"
             (out / rel.parent).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            rows.append((rel.as_posix(), text, region, f"{teacher_name} {score:.2f} on {frame.path.name}"))
+            source = f"{teacher_name} {score:.2f} on {frame.path.name}"
+            rows.append((rel.as_posix(), text, region, source))
+            scene_rows.append((frame.path.resolve(), text, region, *p.corners.ravel().tolist(), source))
     write_labels(out, rows)
+    (out / "scenes").mkdir(parents=True, exist_ok=True)
+    with open(out / "scenes" / "labels.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(SCENE_COLUMNS)
+        w.writerows(scene_rows)
     return len(rows), seen
 
 
