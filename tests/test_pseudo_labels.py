@@ -79,6 +79,6 @@ def test_pseudo_label_score_threshold_and_cli(frames, tmp_path, capsys):
     args = [str(scenes), str(tmp_path / "cli"), "--region", "eu", "--teacher", "latin", "--min-score", "0.5"]
     assert main(args) == 0 and "of 3 boxes labelled" in capsys.readouterr().out
     assert main([str(scenes), str(tmp_path / "x"), "--region", "xx", "--teacher", "latin"]) == 2
-    assert "error: unknown region" in capsys.readouterr().out
+    assert capsys.readouterr().err.startswith("error: unknown region")
     with pytest.raises(LprError, match="labels.csv"):
         pseudo_label(tmp_path, tmp_path / "y", bundle_teacher("latin"), "eu")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.scenes_dir, a.out_dir, teacher, a.region, a.scene_regions, a.split, a.min_score, a.margin, a.teacher
         )
     except LprError as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{kept} of {seen} boxes labelled -> {Path(a.out_dir) / 'labels.csv'}")
     return 0
