@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+import shutil
 from pathlib import Path
 
 import cv2
@@ -82,3 +83,13 @@ def test_pseudo_label_score_threshold_and_cli(frames, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: unknown region")
     with pytest.raises(LprError, match="labels.csv"):
         pseudo_label(tmp_path, tmp_path / "y", bundle_teacher("latin"), "eu")
+
+
+def test_pseudo_label_skips_an_unreadable_frame(frames, tmp_path, caplog):
+    scenes, _ = frames
+    copy = tmp_path / "scenes"
+    shutil.copytree(scenes, copy)
+    (copy / "f0.jpg").write_bytes(b"not a jpeg")
+    kept, seen = pseudo_label(copy, tmp_path / "out", bundle_teacher("latin"), "eu", min_score=0.0)
+    assert seen == 1 and kept <= 1  # f1's unlabelled box only
+    assert "skipped" in caplog.text and "f0.jpg" in caplog.text

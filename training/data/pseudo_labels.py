@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -24,12 +25,14 @@ import cv2
 import numpy as np
 
 from sdk.dataset import Split, read_scenes, write_labels
-from sdk.errors import LprError
+from sdk.errors import ImageError, LprError
 from sdk.formats import alphabet_for, check_region, formats_for, match_format
 from sdk.image import read_image
 from sdk.recognizer import Recognizer
 from training.data.scene_crops import box_crop
 from training.synth.scenes import SCENE_COLUMNS
+
+log = logging.getLogger(__name__)
 
 Teacher = Callable[[np.ndarray], tuple[str, float]]
 """A reader of one BGR plate crop: (text, score in [0, 1])."""
@@ -90,6 +93,8 @@ def pseudo_label(
     rows with their text, naming the frames by absolute path (end-to-end evaluation on the same plates, e.g.
     ``benchmarks/compare_scenes.py --data OUT/scenes --regions REGION``). Returns (crops kept, boxes read).
 
+    A frame that cannot be read is skipped with a logged warning.
+
     Raises:
         LprError: ``scenes_dir`` has no usable labels.csv, or ``region`` is unknown.
     """
@@ -100,7 +105,11 @@ def pseudo_label(
         boxes = [p for p in frame.plates if not p.text and (not scene_regions or p.region in scene_regions)]
         if not boxes:
             continue
-        img = read_image(frame.path)
+        try:
+            img = read_image(frame.path)
+        except ImageError as e:  # one bad frame costs its boxes, not the run
+            log.warning("skipped: %s", e)
+            continue
         for j, p in enumerate(boxes):
             crop = box_crop(img, p.corners, margin)
             if crop.size == 0:
