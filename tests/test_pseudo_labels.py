@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from sdk.dataset import read_labels, read_scenes
+from sdk.detector import Detector
 from sdk.errors import LprError
 from sdk.formats import match_format
 
@@ -93,3 +94,17 @@ def test_pseudo_label_skips_an_unreadable_frame(frames, tmp_path, caplog):
     kept, seen = pseudo_label(copy, tmp_path / "out", bundle_teacher("latin"), "eu", min_score=0.0)
     assert seen == 1 and kept <= 1  # f1's unlabelled box only
     assert "skipped" in caplog.text and "f0.jpg" in caplog.text
+
+
+def test_pseudo_label_raw_frames_with_the_detector(frames, tmp_path):
+    """A plain image folder (no labels.csv): the shipped detector finds the plates, the teacher reads them."""
+    scenes, truths = frames
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for f in scenes.glob("*.jpg"):
+        shutil.copy(f, raw / f.name)
+    kept, seen = pseudo_label(raw, tmp_path / "out", bundle_teacher("latin"), "eu", detector=Detector("detector"))
+    assert seen >= 3 and kept >= 2
+    assert sum(r.text in truths for r in read_labels(tmp_path / "out")) >= 2
+    # on the scenes folder the detector adds nothing: every plate it finds overlaps a labelled box
+    assert pseudo_label(scenes, tmp_path / "s", bundle_teacher("latin"), "eu", detector=Detector("detector"))[1] == 3

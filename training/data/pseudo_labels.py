@@ -4,11 +4,14 @@ For every plate box without text in a scenes folder (``labels.csv`` with corners
 or your own camera's frames with boxes), cut the box with a margin, read it with the teacher, and keep the read
 when its score is at least ``min_score`` and it fits a plate format of ``region`` (a leading country code read off
 the plate's band, such as RO, is dropped first). Writes the kept crops and a ``labels.csv`` in the crops format,
-so a training config can use the folder like any other (its ``split`` then splits by plate text).
+so a training config can use the folder like any other (its ``split`` then splits by plate text). With
+``--detector``, the plates the detector finds that overlap no labelled box are read too, and the source may be a
+plain folder of frames from your camera (no ``labels.csv``): raw footage in, training crops out.
 
 Teachers: ``rapidocr`` (PP-OCR's recogniser via rapidocr-onnxruntime, the ``bench`` extra) or a recogniser bundle.
 
     python -m training.data.pseudo_labels ../shared/data/scenes runs/ro_pseudo --scene-regions ro --region eu
+    python -m training.data.pseudo_labels my_frames/ runs/my_plates --region us --detector detector
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdk.dataset import Split, read_scenes, write_labels
+from sdk.capture import IMAGE_EXTENSIONS
+from sdk.dataset import SceneFrame, Split, read_scenes, write_labels
+from sdk.detector import Detector, iou_matrix
 from sdk.errors import ImageError, LprError
 from sdk.formats import alphabet_for, check_region, formats_for, match_format
 from sdk.image import read_image
@@ -33,6 +38,9 @@ from training.data.scene_crops import box_crop
 from training.synth.scenes import SCENE_COLUMNS
 
 log = logging.getLogger(__name__)
+
+# A detection overlapping a labelled box by less than this IoU is another plate.
+NEW_PLATE_IOU = 0.1
 
 Teacher = Callable[[np.ndarray], tuple[str, float]]
 """A reader of one BGR plate crop: (text, score in [0, 1])."""
@@ -77,6 +85,30 @@ def plate_text(read: str, region: str) -> str | None:
     return None
 
 
+def _frames(source: Path, split: Split, scene_regions: Sequence[str] | None, raw: bool) -> list[SceneFrame]:
+    """A scenes folder's frames, or (``raw``) every image of a folder without ``labels.csv``, with no boxes."""
+    if not raw or (source / "labels.csv").is_file() or not source.is_dir():
+        return read_scenes(source, split, list(scene_regions) if scene_regions else None)
+    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    return [SceneFrame(p, (), "", True) for p in images]
+
+
+def _boxes(
+    frame: SceneFrame, img: np.ndarray, scene_regions: Sequence[str] | None, detector: Detector | None
+) -> list[np.ndarray]:
+    """Corners of the frame's boxes without text, then of the detector's plates that overlap no labelled box."""
+    boxes = [p.corners for p in frame.plates if not p.text and (not scene_regions or p.region in scene_regions)]
+    if detector is None:
+        return boxes
+    known = np.array([[*p.corners.min(axis=0), *p.corners.max(axis=0)] for p in frame.plates]).reshape(-1, 4)
+    for d in detector.detect(img):
+        if not len(known) or iou_matrix(np.array([d.box]), known).max() < NEW_PLATE_IOU:
+            x0, y0, x1, y1 = d.box
+            corners = d.corners if d.corners is not None else np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+            boxes.append(np.asarray(corners, np.float32))
+    return boxes
+
+
 def pseudo_label(
     scenes_dir: str | Path,
     out_dir: str | Path,
@@ -87,13 +119,16 @@ def pseudo_label(
     min_score: float = 0.9,
     margin: float = 0.1,
     teacher_name: str = "teacher",
+    detector: Detector | None = None,
 ) -> tuple[int, int]:
     """Read the unlabelled boxes of ``scenes_dir`` with ``teacher``; write the kept crops and ``labels.csv`` (with
     ``region`` as each row's region) into ``out_dir``, and ``out_dir/scenes/labels.csv``: the kept boxes as scene
     rows with their text, naming the frames by absolute path (end-to-end evaluation on the same plates, e.g.
     ``benchmarks/compare_scenes.py --data OUT/scenes --regions REGION``). Returns (crops kept, boxes read).
 
-    A frame that cannot be read is skipped with a logged warning.
+    With a ``detector`` the plates it finds that overlap no labelled box are read too, and ``scenes_dir`` may
+    also be a plain folder of images (raw footage: every plate comes from the detector). A frame that cannot be
+    read is skipped with a logged warning.
 
     Raises:
         LprError: ``scenes_dir`` has no usable labels.csv, or ``region`` is unknown.
@@ -101,17 +136,16 @@ def pseudo_label(
     region = check_region(region)
     out = Path(out_dir)
     rows, scene_rows, seen = [], [], 0
-    for i, frame in enumerate(read_scenes(scenes_dir, split, list(scene_regions) if scene_regions else None)):
-        boxes = [p for p in frame.plates if not p.text and (not scene_regions or p.region in scene_regions)]
-        if not boxes:
+    for i, frame in enumerate(_frames(Path(scenes_dir), split, scene_regions, raw=detector is not None)):
+        if detector is None and all(p.text for p in frame.plates):
             continue
         try:
             img = read_image(frame.path)
         except ImageError as e:  # one bad frame costs its boxes, not the run
             log.warning("skipped: %s", e)
             continue
-        for j, p in enumerate(boxes):
-            crop = box_crop(img, p.corners, margin)
+        for j, corners in enumerate(_boxes(frame, img, scene_regions, detector)):
+            crop = box_crop(img, corners, margin)
             if crop.size == 0:
                 continue
             seen += 1
@@ -124,7 +158,7 @@ def pseudo_label(
             cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
             source = f"{teacher_name} {score:.2f} on {frame.path.name}"
             rows.append((rel.as_posix(), text, region, source))
-            scene_rows.append((frame.path.resolve(), text, region, *p.corners.ravel().tolist(), source))
+            scene_rows.append((frame.path.resolve(), text, region, *corners.ravel().tolist(), source))
     write_labels(out, rows)
     (out / "scenes").mkdir(parents=True, exist_ok=True)
     with open(out / "scenes" / "labels.csv", "w", newline="", encoding="utf-8") as f:
@@ -142,14 +176,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scene-regions", nargs="+", help="only boxes of these scene regions (e.g. ro)")
     ap.add_argument("--split", default="all", choices=["all", "train", "test"], help="frames of this scene split")
     ap.add_argument("--teacher", default="rapidocr", help="'rapidocr' or a recogniser bundle")
+    ap.add_argument("--detector", help="also read the plates this detector finds (needed for a plain image folder)")
     ap.add_argument("--min-score", type=float, default=0.9, help="keep reads the teacher scores at least this")
     ap.add_argument("--margin", type=float, default=0.1, help="box margin, as a fraction of the box's size")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     try:
         teacher = rapidocr_teacher(a.threads) if a.teacher == "rapidocr" else bundle_teacher(a.teacher, a.threads)
+        detector = Detector(a.detector, a.threads) if a.detector else None
         kept, seen = pseudo_label(
-            a.scenes_dir, a.out_dir, teacher, a.region, a.scene_regions, a.split, a.min_score, a.margin, a.teacher
+            a.scenes_dir,
+            a.out_dir,
+            teacher,
+            a.region,
+            a.scene_regions,
+            a.split,
+            a.min_score,
+            a.margin,
+            a.teacher,
+            detector,
         )
     except LprError as e:
         print(f"error: {e}", file=sys.stderr)
