@@ -14,7 +14,6 @@ import os
 import statistics
 import sys
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -26,21 +25,16 @@ import numpy as np
 
 from sdk.dataset import read_labels
 from sdk.errors import LprError
-from sdk.formats import alphabet_for
+from sdk.formats import alphabet_for, normalise_text
 from sdk.image import read_image
 from sdk.recognizer import Recognizer
 
 WARMUP = 3
 
 
-def normalise(text: str, alphabet: str) -> str:
-    """NFKC (full-width -> ASCII), uppercase, then keep only characters of the region's alphabet."""
-    return "".join(c for c in unicodedata.normalize("NFKC", text).upper() if c in alphabet)
-
-
 def ocr_correct(lines: Sequence[str], truth: str, alphabet: str) -> bool:
     """Correct if any single normalised line, or all lines concatenated (in reading order), equals ``truth``."""
-    norm = [normalise(s, alphabet) for s in lines]
+    norm = [normalise_text(s, alphabet) for s in lines]
     return truth in norm or "".join(norm) == truth
 
 
@@ -158,7 +152,7 @@ def misses(rows: Sequence[Any], reads: Sequence[Any], lines: Sequence[Sequence[s
     out = []
     for row, read, ocr in zip(rows, reads, lines, strict=True):
         if read.text != row.text:
-            other = "".join(normalise(s, alphabet) for s in ocr)
+            other = "".join(normalise_text(s, alphabet) for s in ocr)
             out.append(
                 {
                     "file": row.path.name,

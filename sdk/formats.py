@@ -7,6 +7,7 @@ layouts the synthetic renderer draws from, where separators go for display, and 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 
@@ -202,6 +203,11 @@ def formats_for(region: str) -> tuple[PlateFormat, ...]:
 def alphabet_for(region: str) -> str:
     """The alphabet a recogniser for ``region`` uses."""
     return ALPHABETS[REGIONS[check_region(region)]]
+
+
+def normalise_text(text: str, alphabet: str) -> str:
+    """Another reader's text as plate text: NFKC (full-width -> ASCII), uppercase, only ``alphabet``'s characters."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text).upper() if c in alphabet)
 
 
 def match_format(text: str, region: str) -> PlateFormat | None:

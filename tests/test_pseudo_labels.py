@@ -20,6 +20,7 @@ pytest.importorskip("PIL")  # the renderer that draws the plates
 
 from training.data.pseudo_labels import bundle_teacher, main, plate_text, pseudo_label  # noqa: E402
 from training.synth.plates import render_flat_plate  # noqa: E402
+from training.synth.scenes import SCENE_COLUMNS  # noqa: E402
 
 
 def test_plate_text_normalises_and_drops_the_band_code():
@@ -53,7 +54,7 @@ def frames(tmp_path_factory) -> tuple[Path, list[str]]:
         cv2.imwrite(str(d / f"f{f}.jpg"), frame)
     with open(d / "labels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["file", "plate_text", "region", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4", "source"])
+        w.writerow(SCENE_COLUMNS)
         w.writerows(rows)
     return d, truths
 

@@ -20,7 +20,6 @@ import argparse
 import csv
 import logging
 import sys
-import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from sdk.capture import IMAGE_EXTENSIONS
 from sdk.dataset import SceneFrame, Split, read_scenes, write_labels
 from sdk.detector import Detector, iou_matrix
 from sdk.errors import ImageError, LprError
-from sdk.formats import alphabet_for, check_region, formats_for, match_format
+from sdk.formats import alphabet_for, check_region, formats_for, match_format, normalise_text
 from sdk.image import read_image
 from sdk.recognizer import Recognizer
 from training.data.scene_crops import box_crop
@@ -75,8 +74,7 @@ def bundle_teacher(bundle: str | Path, threads: int = 1) -> Teacher:
 def plate_text(read: str, region: str) -> str | None:
     """The teacher's read as a plate text of ``region``: NFKC, uppercase, only the region's alphabet, a leading
     band country code dropped when the rest then fits; None when it fits none of the region's formats."""
-    alphabet = alphabet_for(region)
-    text = "".join(c for c in unicodedata.normalize("NFKC", read).upper() if c in alphabet)
+    text = normalise_text(read, alphabet_for(region))
     if match_format(text, region):
         return text
     for band in {f.band for f in formats_for(region) if f.band}:
