@@ -4,6 +4,7 @@ exports to full int8 (unrolled LSTMs, batch 1) and reads through the device runt
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +106,5 @@ def test_every_shipped_config_validates():
     for path in configs:
         cfg = loaders.get(config_kind(path), load_config)(path)
         assert cfg.name
+        if getattr(cfg, "init", None):  # the run a config starts from ships with the repo (configs/adapt_latin.yaml)
+            assert (Path(cfg.init) / "final.weights.h5").is_file(), f"{path.name}: no weights in {cfg.init}"

@@ -109,3 +109,28 @@ def test_pseudo_label_raw_frames_with_the_detector(frames, tmp_path):
     assert sum(r.text in truths for r in read_labels(tmp_path / "out")) >= 2
     # on the scenes folder the detector adds nothing: every plate it finds overlaps a labelled box
     assert pseudo_label(scenes, tmp_path / "s", bundle_teacher("latin"), "eu", detector=Detector("detector"))[1] == 3
+
+
+def test_pseudo_label_a_video_reads_every_nth_frame(frames, tmp_path, capsys):
+    """A video file: every 2nd frame is read, and the frames that gave a kept read are saved for the scene rows."""
+    scenes, truths = frames
+    video = tmp_path / "drive.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 360))
+    for name in ("f0.jpg", "f0.jpg", "f1.jpg", "f1.jpg"):
+        w.write(cv2.imread(str(scenes / name)))
+    w.release()
+    out = tmp_path / "out"
+    kept, seen = pseudo_label(video, out, bundle_teacher("latin"), "eu", detector=Detector("detector"), every=2)
+    assert 4 <= seen <= 5 and kept >= 2  # frames 0 (f0) and 2 (f1): two plates each, not four frames' worth
+    assert sum(r.text in truths for r in read_labels(out)) >= 2
+    saved = sorted(p.name for p in (out / "frames").iterdir())
+    assert set(saved) <= {"drive_000000.jpg", "drive_000002.jpg"} and saved
+    rows = read_scenes(out / "scenes")
+    assert {f.path for f in rows} == {out.resolve() / "frames" / n for n in saved}
+    assert sorted(p.text for f in rows for p in f.plates) == sorted(r.text for r in read_labels(out))
+    # a video that is not there, and --every 0: one line on stderr, exit 2
+    for extra in ([str(tmp_path / "missing.mp4")], [str(video), "--every", "0"]):
+        args = [*extra, str(tmp_path / "x"), "--region", "eu", "--teacher", "latin", "--detector", "detector"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1

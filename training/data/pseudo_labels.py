@@ -5,13 +5,15 @@ or your own camera's frames with boxes), cut the box with a margin, read it with
 when its score is at least ``min_score`` and it fits a plate format of ``region`` (a leading country code read off
 the plate's band, such as RO, is dropped first). Writes the kept crops and a ``labels.csv`` in the crops format,
 so a training config can use the folder like any other (its ``split`` then splits by plate text). With
-``--detector``, the plates the detector finds that overlap no labelled box are read too, and the source may be a
-plain folder of frames from your camera (no ``labels.csv``): raw footage in, training crops out.
+``--detector``, the plates the detector finds that overlap no labelled box are read too, and the source may be
+raw footage: a plain folder of frames from your camera (no ``labels.csv``) or a video file, of which every
+``--every``-th frame is read (the frames that give a kept read are saved under ``OUT/frames``).
 
 Teachers: ``rapidocr`` (PP-OCR's recogniser via rapidocr-onnxruntime, the ``bench`` extra) or a recogniser bundle.
 
     python -m training.data.pseudo_labels ../shared/data/scenes runs/ro_pseudo --scene-regions ro --region eu
     python -m training.data.pseudo_labels my_frames/ runs/my_plates --region us --detector detector
+    python -m training.data.pseudo_labels drive.mp4 runs/my_plates --region eu --detector detector --every 15
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import argparse
 import csv
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from sdk.capture import IMAGE_EXTENSIONS
+from sdk.capture import open_source
 from sdk.dataset import SceneFrame, Split, read_scenes, write_labels
 from sdk.detector import Detector, iou_matrix
 from sdk.errors import ImageError, LprError
@@ -83,12 +85,23 @@ def plate_text(read: str, region: str) -> str | None:
     return None
 
 
-def _frames(source: Path, split: Split, scene_regions: Sequence[str] | None, raw: bool) -> list[SceneFrame]:
-    """A scenes folder's frames, or (``raw``) every image of a folder without ``labels.csv``, with no boxes."""
-    if not raw or (source / "labels.csv").is_file() or not source.is_dir():
-        return read_scenes(source, split, list(scene_regions) if scene_regions else None)
-    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    return [SceneFrame(p, (), "", True) for p in images]
+def _scene_frames(
+    source: Path, split: Split, scene_regions: Sequence[str] | None
+) -> Iterator[tuple[SceneFrame, np.ndarray]]:
+    """A scenes folder's frames and images; a frame that cannot be read is skipped with a logged warning."""
+    for frame in read_scenes(source, split, list(scene_regions) if scene_regions else None):
+        try:
+            yield frame, read_image(frame.path)
+        except ImageError as e:  # one bad frame costs its boxes, not the run
+            log.warning("skipped: %s", e)
+
+
+def _raw_frames(source: Path, every: int, frames_dir: Path) -> Iterator[tuple[SceneFrame, np.ndarray]]:
+    """Every ``every``-th frame of an image folder or video (no boxes), named by the file it will be saved to."""
+    with open_source(str(source)) as frames:  # unreadable images are skipped and logged by the source
+        for f in frames:
+            if f.index % every == 0:
+                yield SceneFrame(frames_dir / f"{Path(f.source).stem}_{f.index:06d}.jpg", (), "", True), f.image
 
 
 def _boxes(
@@ -118,6 +131,7 @@ def pseudo_label(
     margin: float = 0.1,
     teacher_name: str = "teacher",
     detector: Detector | None = None,
+    every: int = 1,
 ) -> tuple[int, int]:
     """Read the unlabelled boxes of ``scenes_dir`` with ``teacher``; write the kept crops and ``labels.csv`` (with
     ``region`` as each row's region) into ``out_dir``, and ``out_dir/scenes/labels.csv``: the kept boxes as scene
@@ -125,22 +139,23 @@ def pseudo_label(
     ``benchmarks/compare_scenes.py --data OUT/scenes --regions REGION``). Returns (crops kept, boxes read).
 
     With a ``detector`` the plates it finds that overlap no labelled box are read too, and ``scenes_dir`` may
-    also be a plain folder of images (raw footage: every plate comes from the detector). A frame that cannot be
-    read is skipped with a logged warning.
+    also be raw footage without ``labels.csv``: a folder of images or a video file, read every ``every``-th
+    frame; every plate then comes from the detector, and each frame that gives a kept read is saved under
+    ``out_dir/frames`` for the scene rows. A frame that cannot be read is skipped with a logged warning.
 
     Raises:
-        LprError: ``scenes_dir`` has no usable labels.csv, or ``region`` is unknown.
+        LprError: ``scenes_dir`` has no usable labels.csv (and is not raw footage read with a detector), a video
+            cannot be opened, or ``region`` is unknown.
     """
     region = check_region(region)
-    out = Path(out_dir)
+    if every < 1:
+        raise LprError(f"every must be >= 1, got {every}")
+    out, source = Path(out_dir), Path(scenes_dir)
+    raw = detector is not None and not (source / "labels.csv").is_file()
+    frames = _raw_frames(source, every, out / "frames") if raw else _scene_frames(source, split, scene_regions)
     rows, scene_rows, seen = [], [], 0
-    for i, frame in enumerate(_frames(Path(scenes_dir), split, scene_regions, raw=detector is not None)):
+    for i, (frame, img) in enumerate(frames):
         if detector is None and all(p.text for p in frame.plates):
-            continue
-        try:
-            img = read_image(frame.path)
-        except ImageError as e:  # one bad frame costs its boxes, not the run
-            log.warning("skipped: %s", e)
             continue
         for j, corners in enumerate(_boxes(frame, img, scene_regions, detector)):
             crop = box_crop(img, corners, margin)
@@ -154,9 +169,12 @@ def pseudo_label(
             rel = Path(region) / f"{i:05d}_{j}.jpg"
             (out / rel.parent).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            source = f"{teacher_name} {score:.2f} on {frame.path.name}"
-            rows.append((rel.as_posix(), text, region, source))
-            scene_rows.append((frame.path.resolve(), text, region, *corners.ravel().tolist(), source))
+            if raw:  # the frame the scene row names
+                frame.path.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(frame.path), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            note = f"{teacher_name} {score:.2f} on {frame.path.name}"
+            rows.append((rel.as_posix(), text, region, note))
+            scene_rows.append((frame.path.resolve(), text, region, *corners.ravel().tolist(), note))
     write_labels(out, rows)
     (out / "scenes").mkdir(parents=True, exist_ok=True)
     with open(out / "scenes" / "labels.csv", "w", newline="", encoding="utf-8") as f:
@@ -174,9 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scene-regions", nargs="+", help="only boxes of these scene regions (e.g. ro)")
     ap.add_argument("--split", default="all", choices=["all", "train", "test"], help="frames of this scene split")
     ap.add_argument("--teacher", default="rapidocr", help="'rapidocr' or a recogniser bundle")
-    ap.add_argument("--detector", help="also read the plates this detector finds (needed for a plain image folder)")
+    ap.add_argument("--detector", help="also read the plates this detector finds (needed for raw footage)")
     ap.add_argument("--min-score", type=float, default=0.9, help="keep reads the teacher scores at least this")
     ap.add_argument("--margin", type=float, default=0.1, help="box margin, as a fraction of the box's size")
+    ap.add_argument("--every", type=int, default=1, help="raw footage: read every N-th frame (a video: e.g. 15)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     try:
@@ -193,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.margin,
             a.teacher,
             detector,
+            a.every,
         )
     except LprError as e:
         print(f"error: {e}", file=sys.stderr)
