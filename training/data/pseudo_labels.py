@@ -149,7 +149,7 @@ def pseudo_label(
     """
     region = check_region(region)
     if every < 1:
-        raise LprError(f"every must be >= 1, got {every}")
+        raise LprError(f"every must be >= 1 (1: every frame), got {every}")
     out, source = Path(out_dir), Path(scenes_dir)
     raw = detector is not None and not (source / "labels.csv").is_file()
     frames = _raw_frames(source, every, out / "frames") if raw else _scene_frames(source, split, scene_regions)
