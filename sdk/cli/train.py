@@ -95,3 +95,26 @@ def train_gan_cmd(config: Path | None, run_dir: Path | None, resume: Path | None
     last = metrics["last"] or {}
     click.echo(f"{metrics['steps']} steps; last losses: generator {last.get('g_loss')}, critic {last.get('d_loss')}")
     click.echo(f"generator: {run / 'generator.weights.h5'}  samples: {run / 'samples.png'}")
+
+
+@train_group.command("average")
+@click.argument("base", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("tuned", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder to write.")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="The fine-tune's share: 0 gives BASE's weights, 1 TUNED's.",
+)
+def train_average_cmd(base: Path, tuned: Path, out: Path, alpha: float) -> None:
+    """Mix a recogniser run's weights with a fine-tune of it (WiSE-FT): keep more of what BASE read elsewhere.
+
+    The result is a run folder: export it with lpr-sdk quantize (see docs/adapt.md).
+    """
+    need_training("tensorflow", "yaml")
+    from training.average import average_runs
+
+    run = average_runs(base, tuned, out, alpha)
+    click.echo(f"wrote {run / 'final.weights.h5'} ({1 - alpha:g} x {base} + {alpha:g} x {tuned})")
