@@ -61,3 +61,16 @@ def test_average_cli_and_its_errors(tiny_run, tmp_path):
     res = CliRunner().invoke(main, ["train", "average", str(tiny_run), str(tuned), "--out", "x", "--alpha", "2"])
     assert res.exit_code == 2
     shutil.rmtree(tmp_path / "a")
+
+
+def test_a_run_without_weights_is_a_one_line_error(tiny_run, synth_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(tiny_run / "config.yaml", empty / "config.yaml")
+    for args in (
+        ["train", "average", tiny_run, empty, "--out", tmp_path / "a"],
+        ["quantize", empty, "--calib", synth_dir, "--out", tmp_path / "b"],
+    ):
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        assert res.exit_code != 0 and "holds no trained weights" in res.output, res.output
+        assert res.output.strip().count("\n") == 0

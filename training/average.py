@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
-from training.config import ConfigError
+from training.config import ConfigError, TrainConfig
 from training.train_recognizer import load_trained
+
+
+def _model_key(cfg: TrainConfig) -> tuple:
+    """What fixes a run's weights: the network (dropout and the STN's warm-up change none), alphabet, input size."""
+    return replace(cfg.model, dropout=0.0, stn_warmup=0), cfg.alphabet, cfg.input_size
 
 
 def average_runs(base: str | Path, tuned: str | Path, out: str | Path, alpha: float = 0.5) -> Path:
@@ -36,9 +42,8 @@ def average_runs(base: str | Path, tuned: str | Path, out: str | Path, alpha: fl
         raise ConfigError(f"alpha must be in [0, 1] (the fine-tune's share), got {alpha}")
     cfg_a, a = load_trained(base)
     cfg_b, b = load_trained(tuned)
-    same = (cfg_a.model, cfg_a.alphabet, cfg_a.input_size) == (cfg_b.model, cfg_b.alphabet, cfg_b.input_size)
     wa, wb = a.get_weights(), b.get_weights()
-    if not same or [w.shape for w in wa] != [w.shape for w in wb]:
+    if _model_key(cfg_a) != _model_key(cfg_b) or [w.shape for w in wa] != [w.shape for w in wb]:
         raise ConfigError(f"{base} and {tuned} are not the same model (architecture, alphabet, input size)")
     b.set_weights([(1.0 - alpha) * x + alpha * y for x, y in zip(wa, wb, strict=True)])
     run = Path(out)

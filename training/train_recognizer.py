@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from sdk.decode import decode_batch
 from sdk.formats import ALPHABETS
-from training.config import TrainConfig, load_config, open_run
+from training.config import ConfigError, TrainConfig, load_config, open_run
 from training.data.pipeline import PlateArrays, load_arrays, make_dataset, oversample_rare
 from training.models.crnn import build_crnn
 from training.models.glyph import build_glyph_decoder, decoder_layers, glyph_labels, text_box
@@ -300,6 +300,8 @@ def load_trained(run_dir: str | Path, for_export: bool = False) -> tuple[TrainCo
     weights = run / "final.weights.h5"
     if not weights.is_file():
         weights = run / CKPT / "model.weights.h5"
+    if not weights.is_file():
+        raise ConfigError(f"{run} holds no trained weights (final.weights.h5 or {CKPT}/model.weights.h5): train it")
     model.load_weights(weights)
     if for_export:
         export = build_model(cfg, batch_size=1, for_export=True)
