@@ -35,6 +35,7 @@ from sdk.errors import ImageError, LprError
 from sdk.formats import alphabet_for, check_region, formats_for, match_format, normalise_text
 from sdk.image import read_image
 from sdk.recognizer import Recognizer
+from sdk.rectify import quad_to_box
 from training.data.scene_crops import box_crop
 from training.synth.scenes import SCENE_COLUMNS
 
@@ -111,7 +112,7 @@ def _boxes(
     boxes = [p.corners for p in frame.plates if not p.text and (not scene_regions or p.region in scene_regions)]
     if detector is None:
         return boxes
-    known = np.array([[*p.corners.min(axis=0), *p.corners.max(axis=0)] for p in frame.plates]).reshape(-1, 4)
+    known = np.array([quad_to_box(p.corners) for p in frame.plates]).reshape(-1, 4)
     for d in detector.detect(img):
         if not len(known) or iou_matrix(np.array([d.box]), known).max() < NEW_PLATE_IOU:
             x0, y0, x1, y1 = d.box
@@ -157,6 +158,7 @@ def pseudo_label(
     for i, (frame, img) in enumerate(frames):
         if detector is None and all(p.text for p in frame.plates):
             continue
+        kept_before = len(rows)
         for j, corners in enumerate(_boxes(frame, img, scene_regions, detector)):
             crop = box_crop(img, corners, margin)
             if crop.size == 0:
@@ -169,12 +171,12 @@ def pseudo_label(
             rel = Path(region) / f"{i:05d}_{j}.jpg"
             (out / rel.parent).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            if raw:  # the frame the scene row names
-                frame.path.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(frame.path), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             note = f"{teacher_name} {score:.2f} on {frame.path.name}"
             rows.append((rel.as_posix(), text, region, note))
             scene_rows.append((frame.path.resolve(), text, region, *corners.ravel().tolist(), note))
+        if raw and len(rows) > kept_before:  # save the frame its scene rows name, once
+            frame.path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(frame.path), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
     write_labels(out, rows)
     (out / "scenes").mkdir(parents=True, exist_ok=True)
     with open(out / "scenes" / "labels.csv", "w", newline="", encoding="utf-8") as f:
