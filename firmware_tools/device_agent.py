@@ -314,14 +314,18 @@ def cmd_prepare(store: SlotStore) -> dict[str, Any]:
     return {"ok": True, "incoming": str(store.incoming), "python": sys.executable, "lpr_sdk": sdk_version}
 
 
-def render_unit(root: Path, python: str, script: Path, bundle: str) -> str:
-    """The systemd unit text, from ``firmware_tools/templates/lpr-camera.service``."""
+def render_unit(root: Path, python: str, script: Path, bundle: str, detector: str | None = None) -> str:
+    """The systemd unit text, from ``firmware_tools/templates/lpr-camera.service``.
+
+    ``detector``: a detector folder of the package (else the camera loop uses the detector shipped with lpr-sdk).
+    """
     text = resources.files("firmware_tools").joinpath("templates", UNIT_NAME).read_text(encoding="utf-8")
     return string.Template(text).substitute(
         root=root,
         python=python,
         script=script,
         bundle=bundle,
+        detector_args=f" --detector {root}/current/bundles/{detector}" if detector else "",
         unit_name=UNIT_NAME,
         unit_path=root / UNIT_NAME,
     )
@@ -342,8 +346,16 @@ def cmd_service(store: SlotStore, script: Path, bundle: str | None, python: str)
         replace_file(dest, script.read_bytes(), 0o755)
         _discard_upload(store, script)
         unit = store.root / UNIT_NAME
-        replace_file(unit, render_unit(store.root, python, dest, bundle).encode("utf-8"))
-    return {"ok": True, "action": "service", "unit": str(unit), "script": str(dest), "bundle": bundle}
+        detector = next(iter(pkg.detectors()), None)
+        replace_file(unit, render_unit(store.root, python, dest, bundle, detector).encode("utf-8"))
+    return {
+        "ok": True,
+        "action": "service",
+        "unit": str(unit),
+        "script": str(dest),
+        "bundle": bundle,
+        "detector": detector,
+    }
 
 
 def _parser() -> argparse.ArgumentParser:

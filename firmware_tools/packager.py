@@ -16,9 +16,10 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 
 from firmware_tools.keys import load_private_key, sign_manifest
-from sdk.bundle import MANIFEST_NAME, load_bundle, sha256_bytes
+from sdk.bundle import MANIFEST_NAME, Bundle, load_bundle, resolve_bundle_path, sha256_bytes
 from sdk.package import (
     BUNDLES_DIR,
+    DETECTOR_STAGES,
     FORMAT,
     FORMAT_VERSION,
     NAME_RE,
@@ -41,6 +42,16 @@ def bundle_name(path: Path) -> str:
     name = path.name[: -len(".tar.gz")] if path.name.endswith(".tar.gz") else path.stem if path.is_file() else path.name
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "bundle"
     return name[:64]
+
+
+def _named_bundles(path: str | Path) -> list[tuple[str, Bundle]]:
+    """A bundle and its name in the package; a detector folder gives its two stages, ``NAME/proposal`` and
+    ``NAME/corners``."""
+    root = resolve_bundle_path(path)
+    if root.is_dir() and (root / DETECTOR_STAGES[0]).is_dir():
+        return [(f"{bundle_name(root)}/{stage}", load_bundle(root / stage)) for stage in DETECTOR_STAGES]
+    b = load_bundle(path)
+    return [(bundle_name(b.source), b)]
 
 
 def _tools() -> dict[str, str]:
@@ -126,10 +137,12 @@ def build_package(
     """Package bundles into one versioned, optionally signed artefact, then verify what was written.
 
     Each bundle is loaded (manifest validated, model hash checked) and stored as ``bundles/<name>/`` where
-    ``name`` is its directory name or archive stem.
+    ``name`` is its directory name or archive stem. A detector folder (``proposal/`` and ``corners/``, e.g. the
+    shipped ``detector``) is stored as ``bundles/<name>/proposal/`` and ``bundles/<name>/corners/``, so
+    ``sdk.Detector`` opens ``bundles/<name>`` on the device.
 
     Args:
-        bundle_paths: bundle directories or ``.tar.gz`` archives (or shipped bundle names).
+        bundle_paths: bundle directories or ``.tar.gz`` archives, detector folders, or shipped bundle names.
         out: the package ``.tar.gz`` to write.
         version: package version (default: the UTC time, ``YYYYMMDDTHHMMSSZ``).
         sign_key: Ed25519 private key (PEM) from ``lpr-sdk keygen``.
@@ -146,14 +159,13 @@ def build_package(
     files: dict[str, bytes] = {}
     names: list[str] = []
     for path in bundle_paths:
-        b = load_bundle(path)
-        name = bundle_name(b.source)
-        if name in names:
-            raise PackageError(f"two bundles would be named {name!r} in the package; rename one directory")
-        names.append(name)
-        manifest = json.dumps(b.manifest.to_dict(), indent=2, ensure_ascii=False) + "\n"
-        files[f"{BUNDLES_DIR}/{name}/{MANIFEST_NAME}"] = manifest.encode("utf-8")
-        files[f"{BUNDLES_DIR}/{name}/{b.manifest.model_file}"] = b.model
+        for name, b in _named_bundles(path):
+            if name in names:
+                raise PackageError(f"two bundles would be named {name!r} in the package; rename one directory")
+            names.append(name)
+            manifest = json.dumps(b.manifest.to_dict(), indent=2, ensure_ascii=False) + "\n"
+            files[f"{BUNDLES_DIR}/{name}/{MANIFEST_NAME}"] = manifest.encode("utf-8")
+            files[f"{BUNDLES_DIR}/{name}/{b.manifest.model_file}"] = b.model
     out = assemble(files, names, out, version, sign_key)
     public = load_private_key(sign_key).public_key() if sign_key is not None else None
     return verify_files(read_package_files(out), out, public)

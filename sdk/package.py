@@ -6,6 +6,8 @@ A package is a ``.tar.gz`` (or the directory it unpacks to) laid out as::
     package.sig                   optional Ed25519 signature of package.json's exact bytes (JSON)
     bundles/<name>/manifest.json  one bundle per name (see sdk.bundle)
     bundles/<name>/model.tflite
+    bundles/<det>/proposal/...    a detector's two stages are the bundles <det>/proposal and <det>/corners, so
+    bundles/<det>/corners/...     bundles/<det> is a detector folder that sdk.Detector opens
 
 :func:`load_package` is what a device runs before it uses a package: it checks the structure, the signature
 (required when a public key is given), every file's size and sha256, each bundle's manifest, and that each model
@@ -38,6 +40,8 @@ SIGNATURE_ALGORITHM = "ed25519"
 MAX_FILES = 256
 MAX_BYTES = 1 << 30
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+BUNDLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")  # NAME or NAME/NAME
+DETECTOR_STAGES = ("proposal", "corners")  # the stage folders of a detector folder (sdk.detector.Detector)
 _REBUILD = "rebuild it with `lpr-sdk package`"
 
 
@@ -91,6 +95,12 @@ class Package:
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    def detectors(self) -> list[str]:
+        """Folders under ``bundles/`` that hold a whole detector (both stages), e.g. ``["detector"]``."""
+        names = set(self.manifest.bundles)
+        parents = dict.fromkeys(n.split("/")[0] for n in self.manifest.bundles if "/" in n)
+        return [p for p in parents if all(f"{p}/{stage}" in names for stage in DETECTOR_STAGES)]
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description (no file contents)."""
@@ -212,11 +222,13 @@ def parse_package_manifest(raw: bytes, where: Path) -> PackageManifest:
     if not isinstance(version, str) or not NAME_RE.match(version):
         raise PackageError(f"{where}: package version {version!r} must match {NAME_RE.pattern}")
     bundles = d.get("bundles")
-    names_ok = isinstance(bundles, list) and all(isinstance(b, str) and NAME_RE.match(b) for b in bundles)
+    names_ok = isinstance(bundles, list) and all(isinstance(b, str) and BUNDLE_RE.match(b) for b in bundles)
     if not names_ok or not bundles:
-        raise PackageError(f"{where}: package bundles must be a non-empty list of names matching {NAME_RE.pattern}")
+        raise PackageError(f"{where}: package bundles must be a non-empty list of names matching {BUNDLE_RE.pattern}")
     if len(set(bundles)) != len(bundles):
         raise PackageError(f"{where}: package lists a bundle name twice")
+    if nested := sorted(b for b in bundles if b.split("/")[0] in bundles and "/" in b):
+        raise PackageError(f"{where}: bundle {nested[0]} lies inside bundle {nested[0].split('/')[0]}")
     raw_files = d.get("files")
     if not isinstance(raw_files, dict) or not raw_files:
         raise PackageError(f"{where}: package files must be a non-empty object")

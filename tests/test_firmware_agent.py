@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import needs_shipped_detector
 
 from firmware_tools.device_agent import CRASH_STEPS
 from firmware_tools.slots import CRASH_ENV, SlotStore
@@ -140,11 +141,29 @@ def test_service_unit_is_written_into_the_root(device, tmp_path):
     script.write_text("print('loop')\n")
     r = ok(agent(device, "service", "--script", script, "--python", "/usr/bin/python3"))
     unit = Path(r["unit"]).read_text()
-    assert r["bundle"] == "tiny" and Path(r["unit"]).parent == device
+    assert r["bundle"] == "tiny" and r["detector"] is None and Path(r["unit"]).parent == device
     assert f"ExecStart=/usr/bin/python3 {device}/camera_loop.py --bundle {device}/current/bundles/tiny" in unit
     assert f"ExecStartPre=/usr/bin/python3 -m firmware_tools.device_agent recover --root {device}" in unit
     assert (device / "camera_loop.py").read_text() == "print('loop')\n"
     assert "no bundle 'nope'" in one_line(agent(device, "service", "--script", script, "--bundle", "nope"), code=1)
+    assert "--detector" not in unit  # the camera loop uses the detector shipped with lpr-sdk
+
+
+@needs_shipped_detector
+def test_a_package_with_a_detector_is_health_checked_and_run_by_the_service(tiny_bundle, tmp_path):
+    from firmware_tools.packager import build_package
+
+    pkg = build_package(["detector", tiny_bundle], tmp_path / "d.tar.gz", version="d1").source
+    root = tmp_path / "device"
+    assert ok(agent(root, "deploy", pkg))["active"] == "a"
+    checked = ok(agent(root, "health"))["bundles"]
+    assert set(checked) == {"detector/proposal", "detector/corners", tiny_bundle.name}
+    script = tmp_path / "camera_loop.py"
+    script.write_text("print('loop')\n")
+    r = ok(agent(root, "service", "--script", script, "--python", "/usr/bin/python3"))
+    assert r["detector"] == "detector" and r["bundle"] == tiny_bundle.name
+    bundles = f"{root}/current/bundles"
+    assert f"--bundle {bundles}/{tiny_bundle.name} --detector {bundles}/detector\n" in Path(r["unit"]).read_text()
 
 
 def test_slot_store_refuses_to_overwrite_the_active_slot(device):

@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import DRIVE, needs_shipped_detector
 
-from firmware_tools.packager import build_package
+from firmware_tools.packager import build_package, manifest_bytes
 from firmware_tools.testing import repack
 from sdk.cli import main
 from sdk.errors import ManifestError
-from sdk.package import PackageError, SignatureError, is_package, load_package, read_package_files
+from sdk.package import (
+    PackageError,
+    SignatureError,
+    is_package,
+    load_package,
+    parse_package_manifest,
+    read_package_files,
+)
 
 MODEL = "bundles/tiny/model.tflite"
 MANIFEST = "bundles/tiny/manifest.json"
@@ -157,6 +165,30 @@ def test_truncated_archive_and_unsafe_paths_are_refused(signed, tmp_path):
 
 def test_package_refuses_a_bad_bundle(tmp_path):
     assert "does not exist" in one_error_line(run("package", tmp_path / "nope", "--out", tmp_path / "p.tar.gz"))
+
+
+@needs_shipped_detector
+def test_a_detector_folder_is_packaged_as_its_two_stages(tiny_bundle, tmp_path):
+    """The shipped detector goes into a package as bundles detector/proposal and detector/corners, and the
+    unpacked package's bundles/detector is a detector folder that finds what the shipped one finds."""
+    from sdk.detector import Detector
+    from sdk.image import read_image
+
+    pkg = build_package(["detector", tiny_bundle], tmp_path / "p.tar.gz", version="1")
+    assert list(pkg.manifest.bundles) == ["detector/proposal", "detector/corners", tiny_bundle.name]
+    assert pkg.detectors() == ["detector"] and pkg.bundles["detector/corners"].manifest.kind == "detector"
+    unpacked = tmp_path / "unpacked"
+    for name, data in read_package_files(pkg.source).items():
+        (unpacked / name).parent.mkdir(parents=True, exist_ok=True)
+        (unpacked / name).write_bytes(data)
+    assert load_package(unpacked).detectors() == ["detector"]
+    frame = read_image(sorted(DRIVE.glob("*.jpg"))[0])
+    packaged, shipped = Detector(unpacked / "bundles" / "detector").detect(frame), Detector("detector").detect(frame)
+    assert packaged and [d.box for d in packaged] == [d.box for d in shipped]
+    # a bundle may not lie inside another bundle's folder
+    raw = manifest_bytes({"bundles/detector/proposal/model.tflite": b"x"}, ["detector", "detector/proposal"], "1", "")
+    with pytest.raises(PackageError, match="lies inside bundle detector"):
+        parse_package_manifest(raw, tmp_path)
 
 
 def test_inspect_a_package(signed, keys):

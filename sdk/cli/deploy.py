@@ -135,8 +135,9 @@ def deploy_cmd(
             raise LprError(f"no camera loop script at {script}: pass --camera-loop PATH")
         r = results["service"] = remote.install_service(target, script, service_bundle)
         if not as_json:
+            det = f" and detector {r['detector']}" if r.get("detector") else ""
             click.echo(
-                f"{dest}: wrote {r['unit']} (runs {r['script']} on bundle {r['bundle']} of the active slot); "
+                f"{dest}: wrote {r['unit']} (runs {r['script']} on bundle {r['bundle']}{det} of the active slot); "
                 f"enable it on the device: sudo systemctl link {r['unit']} && sudo systemctl enable --now "
                 f"{Path(r['unit']).name}"
             )
