@@ -1,4 +1,4 @@
-"""WiSE-FT weight averaging of a run and its fine-tune: the mixed weights, the run folder it writes, the CLI, errors."""
+"""Weight averages of runs (WiSE-FT, uniform soups): the mixed weights, the run folder it writes, the CLI, errors."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import needs_tf
@@ -40,13 +41,28 @@ def test_average_mixes_the_weights_into_a_run_folder(tiny_run, tmp_path):
     from training.train_recognizer import load_trained
 
     tuned = _run_like(tiny_run, tmp_path / "tuned", shift=1.0)
-    out = average_runs(tiny_run, tuned, tmp_path / "avg", alpha=0.25)
+    out = average_runs([tiny_run, tuned], tmp_path / "avg", shares=[0.75, 0.25])
     base, mixed = load_trained(tiny_run)[1].get_weights(), load_trained(out)[1].get_weights()
     assert len(base) == len(mixed)
     for b, m in zip(base, mixed, strict=True):
         np.testing.assert_allclose(m, b + 0.25, atol=1e-5)  # batch-norm statistics are mixed too
-    assert json.loads((out / "average.json").read_text())["alpha"] == 0.25
+    assert json.loads((out / "average.json").read_text())["shares"] == [0.75, 0.25]
     assert (out / "config.yaml").read_text() == (tuned / "config.yaml").read_text()
+
+
+def test_a_uniform_soup_of_three_runs(tiny_run, tmp_path):
+    from training.average import average_runs
+    from training.config import ConfigError
+    from training.train_recognizer import load_trained
+
+    a, b = _run_like(tiny_run, tmp_path / "a", shift=1.0), _run_like(tiny_run, tmp_path / "b", shift=2.0)
+    out = average_runs([tiny_run, a, b], tmp_path / "soup")
+    for w, m in zip(load_trained(tiny_run)[1].get_weights(), load_trained(out)[1].get_weights(), strict=True):
+        np.testing.assert_allclose(m, w + 1.0, atol=1e-5)  # (0 + 1 + 2) / 3
+    for runs, shares in (([tiny_run], None), ([tiny_run, a], [0.5, 0.6]), ([tiny_run, a], [1.5, -0.5])):
+        with pytest.raises(ConfigError):
+            average_runs(runs, tmp_path / "bad", shares)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_average_cli_and_its_errors(tiny_run, tmp_path):
@@ -60,6 +76,9 @@ def test_average_cli_and_its_errors(tiny_run, tmp_path):
     assert not (tmp_path / "b").exists()  # nothing written
     res = CliRunner().invoke(main, ["train", "average", str(tiny_run), str(tuned), "--out", "x", "--alpha", "2"])
     assert res.exit_code == 2
+    three = [str(tiny_run), str(tuned), str(tiny_run)]
+    res = CliRunner().invoke(main, ["train", "average", *three, "--out", "x", "--alpha", "0.5"])
+    assert res.exit_code == 2 and "exactly two runs" in res.output
     shutil.rmtree(tmp_path / "a")
 
 

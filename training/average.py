@@ -1,16 +1,21 @@
-"""Weight-space interpolation of a model and its fine-tune (WiSE-FT, Wortsman et al. 2022).
+"""Weight-space averages of recogniser runs: WiSE-FT and model soups (Wortsman et al. 2022).
 
-A fine-tune on one camera's plates reads them far better but forgets part of what the original read elsewhere;
-the weights in between often keep most of both (docs/adapt.md). The result is a run folder like any other, so
-``lpr-sdk quantize`` exports it.
+- **WiSE-FT** (two runs, ``--alpha``): a fine-tune on one camera's plates reads them far better but forgets part of
+  what the original read elsewhere; the weights in between often keep most of both (docs/adapt.md).
+- **Uniform soup** (two or more runs): the mean of several fine-tunes of one run (other seeds, other data mixes)
+  often reads better than any of them, at no cost at run time (docs/methods.md).
+
+The result is a run folder like any other, so ``lpr-sdk quantize`` exports it.
 
     lpr-sdk train average checkpoints/latin_more runs/adapt_latin --out runs/adapt_latin_wise --alpha 0.5
+    lpr-sdk train average checkpoints/cn_v3 runs/cn_splice runs/cn_v3_s1 --out runs/cn_soup
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,33 +28,39 @@ def _model_key(cfg: TrainConfig) -> tuple:
     return replace(cfg.model, dropout=0.0, stn_warmup=0), cfg.alphabet, cfg.input_size
 
 
-def average_runs(base: str | Path, tuned: str | Path, out: str | Path, alpha: float = 0.5) -> Path:
-    """Write a run folder whose weights are ``(1 - alpha) * base + alpha * tuned`` (batch-norm statistics too).
+def average_runs(runs: Sequence[str | Path], out: str | Path, shares: Sequence[float] | None = None) -> Path:
+    """Write a run folder whose weights are ``sum(share_i * run_i)`` (batch-norm statistics too).
 
     Args:
-        base: the original run folder (e.g. ``checkpoints/latin_more``).
-        tuned: a run fine-tuned from it (its ``config.yaml`` is copied to ``out``).
+        runs: two or more run folders of the same model, e.g. a run and its fine-tune, or fine-tunes of one run.
+            The last one's ``config.yaml`` is copied to ``out``.
         out: the run folder to write: ``config.yaml``, ``final.weights.h5`` and ``average.json`` (what was mixed).
-        alpha: the fine-tune's share, in [0, 1]: 0 gives the base weights, 1 the fine-tune's.
+        shares: each run's share, non-negative, summing to 1 (default: equal shares, a uniform soup). WiSE-FT of
+            ``base`` and ``tuned`` at ``alpha`` is ``runs=[base, tuned], shares=[1 - alpha, alpha]``.
 
     Returns:
         ``out``.
 
     Raises:
-        ConfigError: ``alpha`` outside [0, 1], or the runs are not the same model (architecture, alphabet, input).
+        ConfigError: fewer than two runs, bad shares, or runs that are not the same model (architecture, alphabet,
+            input size).
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ConfigError(f"alpha must be in [0, 1] (the fine-tune's share), got {alpha}")
-    cfg_a, a = load_trained(base)
-    cfg_b, b = load_trained(tuned)
-    wa, wb = a.get_weights(), b.get_weights()
-    if _model_key(cfg_a) != _model_key(cfg_b) or [w.shape for w in wa] != [w.shape for w in wb]:
-        raise ConfigError(f"{base} and {tuned} are not the same model (architecture, alphabet, input size)")
-    b.set_weights([(1.0 - alpha) * x + alpha * y for x, y in zip(wa, wb, strict=True)])
-    run = Path(out)
-    run.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(tuned) / "config.yaml", run / "config.yaml")
-    b.save_weights(run / "final.weights.h5")
-    record = {"base": str(base), "tuned": str(tuned), "alpha": alpha}
-    (run / "average.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return run
+    if len(runs) < 2:
+        raise ConfigError("average needs at least two runs")
+    shares = [1.0 / len(runs)] * len(runs) if shares is None else [float(s) for s in shares]
+    if len(shares) != len(runs) or min(shares) < 0.0 or abs(sum(shares) - 1.0) > 1e-6:
+        raise ConfigError(f"need one non-negative share per run, summing to 1; got {shares} for {len(runs)} runs")
+    loaded = [load_trained(r) for r in runs]
+    cfg0, model = loaded[0]
+    weights = [m.get_weights() for _, m in loaded]
+    for run, (cfg, _), w in zip(runs[1:], loaded[1:], weights[1:], strict=True):
+        if _model_key(cfg) != _model_key(cfg0) or [x.shape for x in w] != [x.shape for x in weights[0]]:
+            raise ConfigError(f"{runs[0]} and {run} are not the same model (architecture, alphabet, input size)")
+    model.set_weights([sum(s * w[i] for s, w in zip(shares, weights, strict=True)) for i in range(len(weights[0]))])
+    run_dir = Path(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(runs[-1]) / "config.yaml", run_dir / "config.yaml")
+    model.save_weights(run_dir / "final.weights.h5")
+    record = {"runs": [str(r) for r in runs], "shares": shares}
+    (run_dir / "average.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return run_dir

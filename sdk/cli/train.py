@@ -98,23 +98,26 @@ def train_gan_cmd(config: Path | None, run_dir: Path | None, resume: Path | None
 
 
 @train_group.command("average")
-@click.argument("base", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("tuned", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder to write.")
 @click.option(
     "--alpha",
     type=click.FloatRange(0.0, 1.0),
-    default=0.5,
-    show_default=True,
-    help="The fine-tune's share: 0 gives BASE's weights, 1 TUNED's.",
+    default=None,
+    help="With two runs BASE TUNED: TUNED's share (0 gives BASE's weights, 1 TUNED's).  [default: equal shares]",
 )
-def train_average_cmd(base: Path, tuned: Path, out: Path, alpha: float) -> None:
-    """Mix a recogniser run's weights with a fine-tune of it (WiSE-FT): keep more of what BASE read elsewhere.
+def train_average_cmd(runs: tuple[Path, ...], out: Path, alpha: float | None) -> None:
+    """Average the weights of recogniser runs of one model: a run and its fine-tune (WiSE-FT, --alpha), or
+    several fine-tunes of one run (a uniform model soup).
 
-    The result is a run folder: export it with lpr-sdk quantize (see docs/adapt.md).
+    The result is a run folder: export it with lpr-sdk quantize (see docs/adapt.md, docs/methods.md).
     """
+    if alpha is not None and len(runs) != 2:
+        raise click.UsageError(f"--alpha needs exactly two runs (BASE TUNED), got {len(runs)}")
     need_training("tensorflow", "yaml")
     from training.average import average_runs
 
-    run = average_runs(base, tuned, out, alpha)
-    click.echo(f"wrote {run / 'final.weights.h5'} ({1 - alpha:g} x {base} + {alpha:g} x {tuned})")
+    shares = [1.0 / len(runs)] * len(runs) if alpha is None else [1.0 - alpha, alpha]
+    run = average_runs(runs, out, shares)
+    mixed = " + ".join(f"{s:.3g} x {r}" for s, r in zip(shares, runs, strict=True))
+    click.echo(f"wrote {run / 'final.weights.h5'} ({mixed})")
