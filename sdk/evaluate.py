@@ -45,25 +45,32 @@ def summarize(pairs: Sequence[tuple[str, Read]], latencies_ms: Sequence[float]) 
     }
 
 
-def evaluate_rows(read: ReadFn, rows: Sequence[LabelRow]) -> dict[str, Any]:
+def evaluate_rows(read: ReadFn, rows: Sequence[LabelRow], misses: bool = False) -> dict[str, Any]:
     """Run ``read(image_bgr, region)`` on every row; metrics ``overall`` and per region (``regions``).
 
-    Latency covers ``read`` only (preprocess + inference + decode), not the file read.
+    Latency covers ``read`` only (preprocess + inference + decode), not the file read. With ``misses``, the result
+    also lists every misread row (``misses``: file, region, truth, read, confidence, top-3 candidates).
     """
     by_region: dict[str, list[tuple[str, Read]]] = defaultdict(list)
     lat: dict[str, list[float]] = defaultdict(list)
+    wrong = []
     for row in rows:
         img = read_image(row.path)
         t0 = time.perf_counter()
         r = read(img, row.region)
         lat[row.region].append((time.perf_counter() - t0) * 1000)
         by_region[row.region].append((row.text, r))
+        if r.text != row.text:
+            top3 = [c.text for c in r.candidates[:3]]
+            wrong.append({"file": row.path.name, "region": row.region, "truth": row.text, "read": r.text,
+                          "confidence": round(r.confidence, 3), "top3": top3})  # fmt: skip
     all_pairs = [p for v in by_region.values() for p in v]
     all_lat = [x for v in lat.values() for x in v]
-    return {
+    result = {
         "overall": summarize(all_pairs, all_lat),
         "regions": {k: summarize(v, lat[k]) for k, v in sorted(by_region.items())},
     }
+    return {**result, "misses": wrong} if misses else result
 
 
 # --- detection ----------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from conftest import needs_tf, tiny_config
 
 from sdk.cli import main
+from sdk.dataset import read_labels
 from sdk.formats import match_format
 
 METRIC_KEYS = {"n", "plate_accuracy", "char_accuracy", "top3_accuracy", "length_consistency", "latency_ms_median"}
@@ -116,7 +117,26 @@ def test_evaluate_json(tiny_bundle, synth_dir):
     assert report["split"] == "all"
     assert set(report["regions"]) == {"cn"}
     assert set(report["regions"]["cn"]) >= METRIC_KEYS and set(report["overall"]) >= METRIC_KEYS
-    assert report["overall"]["n"] == 48
+    assert report["overall"]["n"] == 48 and "misses" not in report
+
+
+def test_evaluate_lists_the_misreads(tiny_bundle, synth_dir, tmp_path):
+    """--misses lists exactly the rows read wrong, each with its read and top-3: relabel one row with what the
+    model reads there, and it leaves the list."""
+    report = json.loads(run("evaluate", tiny_bundle, "--data", synth_dir, "--json", "--misses").stdout)
+    wrong, n = report["misses"], report["overall"]["n"]
+    assert wrong and len(wrong) == round(n * (1 - report["overall"]["plate_accuracy"]))
+    truth = {r.path.name: r.text for r in read_labels(synth_dir)}
+    assert all(truth[m["file"]] == m["truth"] != m["read"] and 0 < len(m["top3"]) <= 3 for m in wrong)
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    labels = (data / "labels.csv").read_text(encoding="utf-8")
+    first = wrong[0]
+    (data / "labels.csv").write_text(
+        labels.replace(f"{first['file']},{first['truth']},", f"{first['file']},{first['read']},"), encoding="utf-8"
+    )
+    text = run("evaluate", tiny_bundle, "--data", data, "--misses").stdout
+    assert text.count("\nmiss  ") == len(wrong) - 1 and first["file"] not in text
 
 
 def test_evaluate_skips_uncovered_regions(tiny_bundle, synth_dir, tmp_path):

@@ -48,8 +48,11 @@ def _data_options(what: str, columns: str) -> Callable[[Callable[..., Any]], Cal
 @click.option(
     "--method", type=click.Choice(["beam", "greedy"]), default="beam", show_default=True, help="CTC decoding."
 )
+@click.option("--misses", is_flag=True, help="Also list every misread: file, truth, read, confidence, top-3.")
 @json_option
-def evaluate_cmd(bundle: Path, data: Path, split: str, region: str | None, method: str, as_json: bool) -> None:
+def evaluate_cmd(
+    bundle: Path, data: Path, split: str, region: str | None, method: str, misses: bool, as_json: bool
+) -> None:
     """Accuracy and latency of a bundle on a labelled folder.
 
     Plate, character and top-3 accuracy, length consistency and latency of BUNDLE on --data, per region.
@@ -67,7 +70,7 @@ def evaluate_cmd(bundle: Path, data: Path, split: str, region: str | None, metho
     rows = [r for r in rows if r.region in covered]
     if not rows:
         raise LprError(f"{data} has no rows (split {split}) of region(s) {', '.join([region] if region else covered)}")
-    result = evaluate_rows(lambda img, reg: rec.recognize(img, reg), rows)
+    result = evaluate_rows(lambda img, reg: rec.recognize(img, reg), rows, misses)
     if as_json:
         echo_json(
             {"bundle": str(rec.bundle.source), "data": str(data), "split": split, "backend": rec.backend, **result}
@@ -77,6 +80,9 @@ def evaluate_cmd(bundle: Path, data: Path, split: str, region: str | None, metho
     click.echo(f"{'region':<8}" + "".join(f"{c:>20}" for c in _COLUMNS))
     for name, m in [*result["regions"].items(), ("overall", result["overall"])]:
         click.echo(f"{name:<8}" + "".join(f"{m.get(c, ''):>20}" for c in _COLUMNS))
+    for m in result.get("misses", []):
+        click.echo(f"miss  {m['file']}  {m['region']}  {m['truth']} read {m['read']} ({m['confidence']:.2f}); "
+                   f"top-3 {', '.join(m['top3'])}")  # fmt: skip
 
 
 _DET_COLUMNS = ("n", "plates", "ap_50", "ap_60", "ap_70", "ap_80", "ap_90", "recall_50", "corner_error_px")
