@@ -16,8 +16,9 @@ it was seen in (printed when it has left the view, or when the loop stops). Ever
 --report-every frames a line with FPS and per-stage latency goes to stderr. SIGINT/SIGTERM stop it cleanly
 after the current frame, with a final summary. A camera that drops out is reopened with back-off.
 
-Run it as a service: `lpr-sdk deploy HOST PACKAGE --service` copies this script next to the deployed bundles
-and writes a systemd unit (see docs/deploy.md); by hand, a unit with
+Run it as a service: `lpr-sdk deploy PACKAGE USER@HOST --service` copies this script next to the deployed
+bundles and writes a systemd unit that runs it on the package's recogniser (and its detector, when the package
+carries one: `lpr-sdk package models/detector models/latin ...`; see docs/deploy.md); by hand, a unit with
 `ExecStart=/home/pi/lpr/bin/python /home/pi/camera_loop.py --out /var/tmp/reads.jsonl`, `Restart=on-failure`
 and `WantedBy=multi-user.target`, then `sudo systemctl enable --now lpr-camera`.
 """
