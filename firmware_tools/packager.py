@@ -16,10 +16,17 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 
 from firmware_tools.keys import load_private_key, sign_manifest
-from sdk.bundle import MANIFEST_NAME, Bundle, load_bundle, resolve_bundle_path, sha256_bytes
+from sdk.bundle import (
+    DETECTOR_STAGES,
+    MANIFEST_NAME,
+    Bundle,
+    is_detector_folder,
+    load_bundle,
+    resolve_bundle_path,
+    sha256_bytes,
+)
 from sdk.package import (
     BUNDLES_DIR,
-    DETECTOR_STAGES,
     FORMAT,
     FORMAT_VERSION,
     NAME_RE,
@@ -48,7 +55,7 @@ def _named_bundles(path: str | Path) -> list[tuple[str, Bundle]]:
     """A bundle and its name in the package; a detector folder gives its two stages, ``NAME/proposal`` and
     ``NAME/corners``."""
     root = resolve_bundle_path(path)
-    if root.is_dir() and (root / DETECTOR_STAGES[0]).is_dir():
+    if is_detector_folder(root):
         return [(f"{bundle_name(root)}/{stage}", load_bundle(root / stage)) for stage in DETECTOR_STAGES]
     b = load_bundle(path)
     return [(bundle_name(b.source), b)]

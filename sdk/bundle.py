@@ -20,6 +20,7 @@ from sdk.errors import BundleError, ManifestError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+DETECTOR_STAGES = ("proposal", "corners")  # the two stage bundles of a detector folder, as subfolders
 MODEL_NAME = "model.tflite"
 _REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 # The shipped default bundles: models/ in a checkout, sdk/default_models in an installed wheel.
@@ -190,6 +191,11 @@ def _read_archive(path: Path) -> tuple[bytes, dict[str, bytes]]:
     if MANIFEST_NAME not in files:
         raise BundleError(f"{path}: archive holds no {MANIFEST_NAME}")
     return files[MANIFEST_NAME], files
+
+
+def is_detector_folder(path: Path) -> bool:
+    """A folder holding a detector's stage bundles (``proposal/`` and ``corners/``), like the shipped ``detector``."""
+    return path.is_dir() and (path / DETECTOR_STAGES[0]).is_dir()
 
 
 def resolve_bundle_path(path: str | Path) -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sdk.bundle import Bundle, load_bundle, resolve_bundle_path
+from sdk.bundle import DETECTOR_STAGES, Bundle, is_detector_folder, load_bundle, resolve_bundle_path
 from sdk.errors import BundleError
 from sdk.image import fast_resize, to_bgr
 from sdk.interpreter import Device, Runner
@@ -191,9 +191,9 @@ class Detector:
         max_proposals: int | None = None,
     ) -> None:
         root = resolve_bundle_path(path)
-        if root.is_dir() and (root / "proposal").is_dir():
-            proposal = _Stage(load_bundle(root / "proposal"), "proposal", threads, device)
-            corners: _Stage | None = _Stage(load_bundle(root / "corners"), "corners", threads, device)
+        if is_detector_folder(root):
+            proposal = _Stage(load_bundle(root / DETECTOR_STAGES[0]), "proposal", threads, device)
+            corners: _Stage | None = _Stage(load_bundle(root / DETECTOR_STAGES[1]), "corners", threads, device)
         else:
             proposal, corners = _Stage(load_bundle(root), "proposal", threads, device), None
         self._setup(proposal, corners, score_threshold, max_proposals, root)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.bundle import MANIFEST_NAME, Bundle, sha256_bytes, validate_manifest
+from sdk.bundle import DETECTOR_STAGES, MANIFEST_NAME, Bundle, sha256_bytes, validate_manifest
 from sdk.errors import BundleError, ManifestError
 
 PACKAGE_MANIFEST = "package.json"
@@ -41,7 +41,6 @@ MAX_FILES = 256
 MAX_BYTES = 1 << 30
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 BUNDLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")  # NAME or NAME/NAME
-DETECTOR_STAGES = ("proposal", "corners")  # the stage folders of a detector folder (sdk.detector.Detector)
 _REBUILD = "rebuild it with `lpr-sdk package`"
 
 
