@@ -1,4 +1,5 @@
-"""CTC decoding of recogniser outputs in pure numpy: greedy (best path) and prefix beam search.
+"""CTC decoding of recogniser outputs in pure numpy: greedy (best path), prefix beam search, and the exact
+probability of given labellings (the forward algorithm) for rescoring candidates.
 
 Outputs are ``(T, C)`` matrices over ``C = len(alphabet) + 1`` classes, one of which (``blank_index``) is the
 CTC blank; class ``i`` maps to ``alphabet[i]`` below the blank and to ``alphabet[i - 1]`` above it.
@@ -40,6 +41,7 @@ class Read:
     candidates: tuple[Candidate, ...]
     format: str | None
     region: str | None
+    looks: int = 1  # the model outputs it was decided on: 1, or more after a second look (sdk.second_look)
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -215,14 +217,60 @@ def decode(
         candidates = beam_search(probs, alphabet, blank_index, beam_width=beam_width, top_n=top_n)
     else:
         raise ValueError(f"unknown method {method!r}: choose 'greedy' or 'beam'")
+    return choose(candidates, region)
+
+
+def choose(candidates: tuple[Candidate, ...], region: str | None, looks: int = 1) -> Read:
+    """The read among ``candidates`` (most probable first): the first that fits one of ``region``'s plate formats,
+    else the first (``format=None``)."""
     if region is not None:
         for cand in candidates:
             fmt = match_format(cand.text, region)
             if fmt is not None:
-                return Read(cand.text, cand.confidence, candidates, fmt.name, region)
+                return Read(cand.text, cand.confidence, candidates, fmt.name, region, looks)
     if not candidates:
-        return Read("", 0.0, candidates, None, region)
-    return Read(candidates[0].text, candidates[0].confidence, candidates, None, region)
+        return Read("", 0.0, candidates, None, region, looks)
+    return Read(candidates[0].text, candidates[0].confidence, candidates, None, region, looks)
+
+
+def ctc_log_likelihoods(log_probs: np.ndarray, labellings: list[list[int]], blank_index: int) -> np.ndarray:
+    """``log P(labelling | output)`` under CTC (the forward algorithm over every path), for each output and
+    labelling at once.
+
+    Args:
+        log_probs: ``(N, T, C)`` log probabilities of N outputs (e.g. views of one plate).
+        labellings: K labellings as class indices (no blanks).
+        blank_index: class index of the CTC blank.
+
+    Returns:
+        ``(N, K)`` log likelihoods; ``-inf`` where a labelling needs more steps than ``T``.
+    """
+    lp = np.asarray(log_probs, dtype=np.float64)
+    lengths = np.array([len(x) for x in labellings])
+    s_max = 2 * int(lengths.max(initial=0)) + 1
+    ext = np.full((len(labellings), s_max), blank_index)  # blank, l1, blank, l2, ..., blank
+    for k, labels in enumerate(labellings):
+        ext[k, 1 : 2 * len(labels) : 2] = labels
+    skip = np.zeros(ext.shape, bool)  # a state may be entered from two back: a label unlike the one before it
+    skip[:, 2:] = (ext[:, 2:] != blank_index) & (ext[:, 2:] != ext[:, :-2])
+    emit = np.where(np.arange(s_max) < 2 * lengths[:, None] + 1, lp[:, :, ext], -np.inf)  # (N, T, K, S)
+    alpha = np.full(emit[:, 0].shape, -np.inf)
+    alpha[..., :2] = emit[:, 0, :, :2]
+    pad = np.full((*alpha.shape[:-1], 2), -np.inf)
+    with np.errstate(divide="ignore"):
+        for t in range(1, lp.shape[1]):
+            shifted = np.concatenate([pad, alpha[..., :-1]], axis=-1)  # [-inf, -inf, a0, a1, ...]
+            from_two = np.where(skip, shifted[..., :-1], -np.inf)
+            alpha = np.logaddexp(np.logaddexp(alpha, shifted[..., 1:]), from_two) + emit[:, t]
+    last = 2 * lengths  # the final blank; a path may also end on the last label just before it
+    ends = np.take_along_axis(alpha, last[None, :, None], axis=-1)[..., 0]
+    before = np.take_along_axis(alpha, np.maximum(last - 1, 0)[None, :, None], axis=-1)[..., 0]
+    return np.where(lengths > 0, np.logaddexp(ends, before), ends)
+
+
+def labels_of(text: str, alphabet: str, blank_index: int) -> list[int]:
+    """Class indices of ``text`` (the inverse of the class-to-character mapping)."""
+    return [i if i < blank_index else i + 1 for i in (alphabet.index(ch) for ch in text)]
 
 
 def decode_batch(logits: np.ndarray, alphabet: str, blank_index: int, **kw) -> list[Read]:

@@ -29,6 +29,7 @@ from sdk.image import to_bgr
 from sdk.interpreter import Device
 from sdk.recognizer import Recognizer
 from sdk.rectify import RectifyMethod, rectify
+from sdk.second_look import ACCEPT_CONFIDENCE
 
 log = logging.getLogger(__name__)
 STAGES = ("capture", "detect", "rectify", "recognise", "decode")
@@ -40,7 +41,6 @@ MARGIN = (0.04, 0.10)
 # frames of the real us/br/eu scenes read end to end, train split 152 -> 159 of 172, test 44 -> 51 of 63, for
 # about 3 reads per detection (benchmarks/compare_scenes.py).
 MARGINS = (MARGIN, (0.02, 0.05), (0.08, 0.18), (0.0, 0.0), (0.12, 0.25))
-ACCEPT_CONFIDENCE = 0.95
 # When no margin's read is accepted, the corners are regressed again from the detection's own box
 # (Detector.refine) and the plate is read at every margin once more, unless the new box overlaps the old one by
 # more than REFINE_IOU (then the reads would barely differ). Frames read on the us/br/eu scenes: train 159 -> 160

@@ -8,11 +8,12 @@ from typing import Literal
 import numpy as np
 
 from sdk.bundle import Bundle, load_bundle
-from sdk.decode import Read, decode
+from sdk.decode import Read
 from sdk.errors import BundleError
 from sdk.formats import check_region
 from sdk.image import plate_input
 from sdk.interpreter import Device, Runner
+from sdk.second_look import ACCEPT_CONFIDENCE, read_crop
 
 
 class Recognizer:
@@ -27,6 +28,9 @@ class Recognizer:
         method: ``beam`` (prefix beam search, top-N) or ``greedy``.
         top_n: number of candidates kept.
         device: ``cpu`` or ``edgetpu``.
+        second_look: read an unsure crop again at small shifts and zooms and rescore its candidates over all
+            the reads (:mod:`sdk.second_look`; beam search only).
+        accept_confidence: a read that fits a plate format at this confidence or more needs no second look.
     """
 
     def __init__(
@@ -37,6 +41,8 @@ class Recognizer:
         method: Literal["greedy", "beam"] = "beam",
         top_n: int = 5,
         device: Device = "cpu",
+        second_look: bool = True,
+        accept_confidence: float = ACCEPT_CONFIDENCE,
     ) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         m = self.manifest = self.bundle.manifest
@@ -44,6 +50,7 @@ class Recognizer:
             raise BundleError(f"{self.bundle.source} is a {m.kind} bundle; a recognizer bundle is needed here")
         self.region = check_region(region) if region else (m.regions[0] if len(m.regions) == 1 else None)
         self.method, self.top_n = method, top_n
+        self.second_look, self.accept_confidence = second_look, accept_confidence
         self._run = Runner(self.bundle, threads, device)
         self.interpreter, self.backend = self._run.interpreter, self._run.backend
         self.height, self.width = m.input_hw
@@ -59,13 +66,16 @@ class Recognizer:
     def recognize(self, img_bgr: np.ndarray, region: str | None = None) -> Read:
         """Read one plate crop (BGR). ``region`` overrides the default for template filtering."""
         m = self.manifest
-        return decode(
-            self.logits(self.prepare(img_bgr)),
+        return read_crop(
+            lambda img: self.logits(self.prepare(img)),
+            img_bgr,
             m.alphabet,
             m.blank_index,
             region=check_region(region) if region else self.region,
             method=self.method,
             top_n=self.top_n,
+            second_look=self.second_look,
+            accept_confidence=self.accept_confidence,
         )
 
     def recognize_batch(self, crops: list[np.ndarray], region: str | None = None) -> list[Read]:

@@ -83,7 +83,7 @@ def test_recognize_json(tiny_bundle, synth_dir):
     objs = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert len(objs) == 2
     for obj, img in zip(objs, imgs, strict=True):
-        assert set(obj) == {"image", "text", "confidence", "region", "format", "candidates", "latency_ms"}
+        assert set(obj) == {"image", "text", "confidence", "region", "format", "candidates", "looks", "latency_ms"}
         assert obj["image"] == str(img) and obj["region"] == "cn"
         assert len(obj["candidates"]) == 1 and set(obj["candidates"][0]) == {"text", "confidence"}
 
@@ -157,7 +157,8 @@ def test_bench_json(tiny_bundle):
     assert report["model_bytes"] == (tiny_bundle / "model.tflite").stat().st_size
     assert report["backend"] == "ai-edge-litert" and report["input_shape"] == [1, 24, 94, 3]
     assert [r["threads"] for r in report["results"]] == [1, 2]
-    assert all({"latency_ms_median", "latency_ms_p90", "invoke_ms_median"} <= set(r) for r in report["results"])
+    keys = {"latency_ms_median", "latency_ms_p90", "second_look_ms_median", "invoke_ms_median"}
+    assert all(keys <= set(r) for r in report["results"])
 
 
 def test_inspect_json_lists_ops(tiny_bundle):

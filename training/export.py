@@ -16,13 +16,13 @@ import tensorflow as tf
 
 from sdk.bundle import Bundle, write_bundle
 from sdk.dataset import Split, read_labels
-from sdk.decode import decode
 from sdk.errors import LprError
 from sdk.evaluate import evaluate_rows
 from sdk.formats import ALPHABETS
 from sdk.image import plate_input, read_image
 from sdk.interpreter import make_interpreter
 from sdk.recognizer import Recognizer
+from sdk.second_look import read_crop
 from training.config import TrainConfig
 from training.train_recognizer import load_trained
 
@@ -111,13 +111,16 @@ def base_manifest(
 def float_reader(
     model: keras.Model, alphabet: str, size: tuple[int, int], method: str = "beam", templates: bool = True
 ):
-    """``read(image_bgr, region)`` with the float model, decoded like the runtime (``method``; the region's
-    templates unless ``templates`` is False), for :func:`sdk.evaluate.evaluate_rows`."""
+    """``read(image_bgr, region)`` with the float model, decoded like the runtime (``method``, the second look;
+    the region's templates unless ``templates`` is False), for :func:`sdk.evaluate.evaluate_rows`."""
+
+    def logits_of(img: np.ndarray) -> np.ndarray:
+        x = plate_input(img, *size)[None].astype(np.float32) / 255.0
+        return np.asarray(model(x, training=False))[0]
 
     def read(img: np.ndarray, region: str):
-        x = plate_input(img, *size)[None].astype(np.float32) / 255.0
-        logits = np.asarray(model(x, training=False))[0]
-        return decode(logits, alphabet, len(alphabet), region=region if templates else None, method=method)
+        region = region if templates else None
+        return read_crop(logits_of, img, alphabet, len(alphabet), region=region, method=method)
 
     return read
 

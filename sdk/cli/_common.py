@@ -30,6 +30,14 @@ margins_option = click.option(
 )
 """``--single-read`` as the pipeline's ``margins``."""
 
+second_look_option = click.option(
+    "--second-look/--no-second-look",
+    default=True,
+    show_default=True,
+    help="Read an unsure crop again at small shifts and zooms and rescore its candidates over all the reads "
+    "(beam search only; slower on those crops).",
+)
+
 
 class MissingExtraError(LprError):
     """A command needs the optional training dependencies."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from sdk.cli._common import bundle_argument, covered_region, echo_json, json_option
+from sdk.cli._common import bundle_argument, covered_region, echo_json, json_option, second_look_option
 from sdk.dataset import read_labels, read_scenes
 from sdk.detector import Detector
 from sdk.errors import LprError
@@ -49,9 +49,17 @@ def _data_options(what: str, columns: str) -> Callable[[Callable[..., Any]], Cal
     "--method", type=click.Choice(["beam", "greedy"]), default="beam", show_default=True, help="CTC decoding."
 )
 @click.option("--misses", is_flag=True, help="Also list every misread: file, truth, read, confidence, top-3.")
+@second_look_option
 @json_option
 def evaluate_cmd(
-    bundle: Path, data: Path, split: str, region: str | None, method: str, misses: bool, as_json: bool
+    bundle: Path,
+    data: Path,
+    split: str,
+    region: str | None,
+    method: str,
+    misses: bool,
+    second_look: bool,
+    as_json: bool,
 ) -> None:
     """Accuracy and latency of a bundle on a labelled folder.
 
@@ -59,7 +67,7 @@ def evaluate_cmd(
 
     Rows of regions the bundle does not cover are skipped (noted on stderr).
     """
-    rec = Recognizer(bundle, method=method)  # type: ignore[arg-type]
+    rec = Recognizer(bundle, method=method, second_look=second_look)  # type: ignore[arg-type]
     covered = rec.manifest.regions
     region = covered_region(region, covered)
     rows = read_labels(data, split, [region] if region else None)  # type: ignore[arg-type]

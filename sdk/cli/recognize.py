@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sdk.cli._common import bundle_argument, covered_region, echo_json, json_option
+from sdk.cli._common import bundle_argument, covered_region, echo_json, json_option, second_look_option
 from sdk.errors import ImageError
 from sdk.image import read_image
 from sdk.recognizer import Recognizer
@@ -22,6 +22,7 @@ from sdk.recognizer import Recognizer
 )
 @click.option("--top-n", type=click.IntRange(min=1), default=5, show_default=True, help="Candidates kept (beam).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Interpreter threads.")
+@second_look_option
 @json_option
 @click.pass_context
 def recognize_cmd(
@@ -32,6 +33,7 @@ def recognize_cmd(
     method: str,
     top_n: int,
     threads: int,
+    second_look: bool,
     as_json: bool,
 ) -> None:
     """Read plate crops with a recogniser bundle.
@@ -41,7 +43,7 @@ def recognize_cmd(
     Prints path, text, confidence and matched format per image, tab-separated (--json: one object per line).
     An unreadable image is reported on stderr; the others are still read and the exit code is 1.
     """
-    rec = Recognizer(bundle, threads=threads, method=method, top_n=top_n)  # type: ignore[arg-type]
+    rec = Recognizer(bundle, threads=threads, method=method, top_n=top_n, second_look=second_look)  # type: ignore[arg-type]
     region = covered_region(region, rec.manifest.regions)
     if not as_json:
         click.echo(f"backend: {rec.backend}", err=True)
@@ -65,6 +67,7 @@ def recognize_cmd(
                     "region": read.region,
                     "format": read.format,
                     "candidates": [{"text": c.text, "confidence": round(c.confidence, 6)} for c in read.candidates],
+                    "looks": read.looks,
                     "latency_ms": round(latency, 3),
                 }
             )
