@@ -50,13 +50,13 @@ def timed(fn: Callable[[np.ndarray], Any], imgs: Sequence[np.ndarray]) -> tuple[
     return outs, statistics.median(ms)
 
 
-def load_bundles(specs: Sequence[str], threads: int) -> list[tuple[str, Recognizer]]:
+def load_bundles(specs: Sequence[str], threads: int, second_look: bool = True) -> list[tuple[str, Recognizer]]:
     """``name=path`` specs (or a bare path/shipped name) -> recognisers; a missing/bad bundle is skipped."""
     out = []
     for spec in specs:
         name, _, path = spec.rpartition("=")
         try:
-            out.append((name or path, Recognizer(path, threads=threads)))
+            out.append((name or path, Recognizer(path, threads=threads, second_look=second_look)))
         except LprError as e:
             print(f"ours: bundle {spec} skipped ({e})", file=sys.stderr)
     return out
@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for both engines")
     ap.add_argument("--limit", type=int, default=0, help="first N crops of each region (0: all)")
     ap.add_argument("--rec-only", action="store_true", help="RapidOCR recogniser on the whole crop, no detection")
+    ap.add_argument("--no-second-look", action="store_true", help="our bundles read each crop once")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument(
         "--misses",
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LprError as e:
         print(e, file=sys.stderr)
         return 2
-    ours = load_bundles(args.bundle or ["cn=cn", "latin=latin"], args.threads)
+    ours = load_bundles(args.bundle or ["cn=cn", "latin=latin"], args.threads, not args.no_second_look)
     regions: dict[str, Any] = {}
     for region in sorted({r.region for r in rows}):
         sel = [r for r in rows if r.region == region][: args.limit or None]
