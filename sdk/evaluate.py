@@ -30,7 +30,8 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def summarize(pairs: Sequence[tuple[str, Read]], latencies_ms: Sequence[float]) -> dict[str, Any]:
-    """Metrics of (truth, read) pairs: plate, char and top-3 accuracy, length consistency, median latency."""
+    """Metrics of (truth, read) pairs: plate, char and top-3 accuracy, length consistency, the share of reads
+    that took a second look, median latency."""
     n = len(pairs)
     if n == 0:
         return {"n": 0}
@@ -41,6 +42,7 @@ def summarize(pairs: Sequence[tuple[str, Read]], latencies_ms: Sequence[float]) 
         "char_accuracy": round(sum(max(0, len(t) - edit_distance(t, r.text)) for t, r in pairs) / max(1, chars), 4),
         "top3_accuracy": round(sum(any(c.text == t for c in r.candidates[:3]) or r.text == t for t, r in pairs) / n, 4),
         "length_consistency": round(sum(len(r.text) == len(t) for t, r in pairs) / n, 4),
+        "second_looks": round(sum(r.looks > 1 for _, r in pairs) / n, 4),
         "latency_ms_median": round(float(np.median(latencies_ms)), 3) if len(latencies_ms) else None,
     }
 

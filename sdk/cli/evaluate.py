@@ -16,7 +16,9 @@ from sdk.errors import LprError
 from sdk.evaluate import evaluate_detector, evaluate_rows
 from sdk.recognizer import Recognizer
 
-_COLUMNS = ("n", "plate_accuracy", "char_accuracy", "top3_accuracy", "length_consistency", "latency_ms_median")
+_COLUMNS = (
+    "n", "plate_accuracy", "char_accuracy", "top3_accuracy", "length_consistency", "second_looks", "latency_ms_median"
+)  # fmt: skip
 
 
 def _data_options(what: str, columns: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
