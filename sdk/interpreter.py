@@ -170,14 +170,16 @@ def check_tensors(interp: Any, manifest: Manifest) -> None:
 def invoke(interp: Any) -> None:
     """Run the interpreter; a kernel that refuses this input becomes an :class:`~sdk.errors.ImageError`.
 
-    LPRNet's per-sample normalisation divides by the input's mean square: an all-black crop makes that zero,
-    and the int8 DIV kernel then fails. The interpreter stays usable for the next input.
+    Recognisers exported before 2026-12-07 divide by the crop's mean square with an int8 DIV: an all-black crop
+    makes the divisor zero, and LiteRT 1.x (the newest on aarch64) also refuses about 3 % of real crops there.
+    The interpreter stays usable for the next input.
     """
     try:
         interp.invoke()
     except RuntimeError as e:
         raise ImageError(
-            f"the model cannot read this input ({str(e).splitlines()[0]}); a flat crop has nothing to read"
+            f"the model cannot read this input ({str(e).splitlines()[0]}); if this is a recogniser exported "
+            "before 2026-12-07, re-export it with lpr-sdk quantize"
         ) from e
 
 

@@ -4,9 +4,10 @@ A read that fits a plate format at ``ACCEPT_CONFIDENCE`` or more is taken as it 
 again at four small shifts and zooms (``VIEWS``), and every candidate of the first read is rescored by its exact
 CTC probability averaged over the five outputs (geometric mean); the read is then chosen among the rescored
 candidates as before (region templates first). A misread that is a near miss under one view is rarely the most
-likely reading under all of them. Int8 test crops, beam + templates: cn 0.923 -> 0.937, br 0.893 -> 0.906, us
-0.876 -> 0.887, pseudo-labelled Romanian crops 0.661 -> 0.688. A quarter to a third of those crops need it, at
-about 4.5x one read each, so the median latency per plate rises by up to a third (``models/README.md``).
+likely reading under all of them. Int8 test crops, beam + templates, shipped bundles: cn 0.923 -> 0.937, br
+0.893 -> 0.913, us 0.876 (unchanged), pseudo-labelled Romanian crops 0.677 -> 0.688. A quarter to a third of
+crops need it, at about 4.5x one read each, so the median latency per plate rises by up to a third
+(``models/README.md``).
 
 The pipeline does not use it: it reads each plate at several margins instead (``sdk.pipeline.MARGINS``), and a
 second look at its best read lost frames there.

@@ -9,6 +9,7 @@ import stat
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from conftest import needs_tf
 
 from firmware_tools.edgetpu import EDGETPU_OPS, parse_compiler_log, precheck
 from sdk.bundle import load_bundle
@@ -76,17 +77,31 @@ def test_edgetpu_device_fails_clearly_without_libedgetpu(model_info):
         make_interpreter(b.model, device="edgetpu")
 
 
-def test_precheck_flags_the_first_unsupported_op(model_info):
+def test_lprnet_maps_to_the_edgetpu_entirely(model_info):
+    """LPRNet's export has only Edge TPU ops (its per-sample norm is RSQRT and MULs, no DIV)."""
     _, info = model_info
     report = precheck(info)
+    assert report.first_unsupported is None and all(v.mapped for v in report.verdicts), report
+    assert not report.model_issues  # export fixes the batch at 1
+
+
+@needs_tf
+def test_precheck_flags_the_first_unsupported_op():
+    """A conv, an int8 DIV (not an Edge TPU op), a conv: everything from the DIV on stays on the CPU."""
+    import keras
+
+    from training.export import convert_int8
+
+    x = np.random.default_rng(0).uniform(0.2, 1, (16, 8, 8, 3)).astype(np.float32)
+    inp = keras.Input((8, 8, 3), batch_size=1)
+    f = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    f = keras.layers.Lambda(lambda t: t / (keras.ops.mean(t, axis=(1, 2, 3), keepdims=True) + 1.0))(f)
+    model = convert_int8(keras.Model(inp, keras.layers.Conv2D(2, 1)(f)), x)
+    report = precheck(analyze(make_interpreter(model)[0], model))
     first = report.first_unsupported
-    names = [o.name for o in info.ops]
-    if all(n in EDGETPU_OPS for n in names):
-        pytest.skip("this tiny model has only supported ops")
-    assert first is not None and not first.mapped
+    assert first is not None and first.op == "DIV" and not first.mapped
     i = [v.index for v in report.verdicts].index(first.index)
-    assert all(v.mapped for v in report.verdicts[:i]) and not any(v.mapped for v in report.verdicts[i:])
-    assert not any("dynamic shapes" in s for s in report.model_issues)  # export fixes the batch at 1
+    assert i > 0 and all(v.mapped for v in report.verdicts[:i]) and not any(v.mapped for v in report.verdicts[i:])
 
 
 def test_edgetpu_without_compiler_says_so_and_prechecks(tiny_bundle, tmp_path, monkeypatch):
@@ -94,7 +109,7 @@ def test_edgetpu_without_compiler_says_so_and_prechecks(tiny_bundle, tmp_path, m
     result = run("edgetpu", tiny_bundle)
     assert result.exit_code == 1
     assert "edgetpu_compiler is not on PATH" in result.stderr
-    assert result.stdout.startswith("Edge TPU PRE-CHECK") and "first unsupported" in result.stdout
+    assert result.stdout.startswith("Edge TPU PRE-CHECK") and "every op is in the supported list" in result.stdout
     assert not (tiny_bundle.parent / "tiny_edgetpu").exists()
     result = run("edgetpu", tiny_bundle, "--precheck", "--json")
     assert result.exit_code == 0

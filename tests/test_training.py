@@ -124,10 +124,58 @@ def test_int8_global_context_matches_the_reference_kernels():
     assert result["mean_steps"] < 3.0, result  # rounding in the reciprocal's chain: ~1 step; the old MEAN: ~22
 
 
+def test_norm_floors_keep_the_int8_divisor_off_zero():
+    """Each SampleNorm's mean square is floored at NORM_FLOOR of its largest calibrated value, so an all-zero
+    input reads finite values, alike in both kernel sets; and the export has no int8 DIV (LiteRT 1.x, the newest on
+    aarch64, fails one whose divisor's raw value is 0, about 3 % of real crops with the old graph)."""
+    pytest.importorskip("ai_edge_litert.interpreter")
+    import keras
+
+    from sdk.interpreter import kernel_disagreement
+    from training.export import NORM_FLOOR, convert_int8, set_norm_floors
+    from training.models.lprnet import SampleNorm
+
+    x = np.random.default_rng(1).uniform(0, 2, (32, 6, 32, 16)).astype(np.float32)
+    inp = keras.Input((6, 32, 16), batch_size=1)
+    model = keras.Model(inp, SampleNorm(name="norm")(inp))
+    floors = set_norm_floors(model, x)
+    assert floors == {"norm": pytest.approx(NORM_FLOOR * np.mean(np.square(x), axis=(1, 2, 3)).max())}
+    tflite = convert_int8(model, x)
+    result = kernel_disagreement(tflite, [np.full((1, 6, 32, 16), -128, np.int8), np.zeros((1, 6, 32, 16), np.int8)])
+    assert result["ok"], result
+    from sdk.interpreter import make_interpreter
+
+    ops = {op["op_name"] for op in make_interpreter(tflite)[0]._get_ops_details()}
+    assert "DIV" not in ops and "RSQRT" in ops
+
+
+def test_a_kernel_that_refuses_an_input_is_an_image_error():
+    """A kernel failing at invoke (here an int8 DIV by zero) is a one-line ImageError; the interpreter stays
+    usable."""
+    import keras
+
+    from sdk.errors import ImageError
+    from sdk.interpreter import invoke, make_interpreter
+    from training.export import convert_int8
+
+    x = np.random.default_rng(2).uniform(0.5, 1, (16, 4, 4, 2)).astype(np.float32)
+    inp = keras.Input((4, 4, 2), batch_size=1)
+    out = keras.layers.Lambda(lambda t: t / keras.ops.mean(t, axis=(1, 2, 3), keepdims=True))(inp)
+    interp = make_interpreter(convert_int8(keras.Model(inp, out), x))[0]
+    i = interp.get_input_details()[0]
+    scale, zero = i["quantization"]
+    interp.set_tensor(i["index"], np.full((1, 4, 4, 2), zero, np.int8))  # all zeros: the divisor is 0
+    with pytest.raises(ImageError, match="cannot read this input"):
+        invoke(interp)
+    interp.set_tensor(i["index"], np.clip(np.round(x[:1] / scale + zero), -128, 127).astype(np.int8))
+    invoke(interp)
+
+
 def test_export_is_full_int8_with_static_shapes(tiny_bundle):
     rec = Recognizer(tiny_bundle)
     ops = {op["op_name"] for op in rec.interpreter._get_ops_details()}
     assert not ops & {"QUANTIZE", "DEQUANTIZE"}, ops  # no float islands inside the graph
+    assert "DIV" not in ops  # SampleNorm exports as RSQRT and MULs
     assert all(-1 not in d["shape_signature"] for d in rec.interpreter.get_input_details())
     assert (tiny_bundle / "REBUILD.md").is_file()  # the export replaces model + manifest, not notes beside them
 

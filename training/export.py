@@ -24,6 +24,7 @@ from sdk.interpreter import make_interpreter
 from sdk.recognizer import Recognizer
 from sdk.second_look import read_crop
 from training.config import TrainConfig
+from training.models.lprnet import SampleNorm
 from training.train_recognizer import load_trained
 
 MIN_CALIB = 100
@@ -32,6 +33,25 @@ MAX_DROP_PP = 2.0
 
 class QuantizeError(LprError):
     """int8 export refused (accuracy drop) or impossible."""
+
+
+# LPRNet's per-sample norms divide by a mean square that int8 must never round to zero: each is floored at this
+# fraction of its largest value on the calibration images (about 4 steps of the divisor's int8 range).
+NORM_FLOOR = 1 / 64
+
+
+def set_norm_floors(model: keras.Model, calib: np.ndarray) -> dict[str, float]:
+    """Floor every :class:`SampleNorm` divisor of ``model`` at ``NORM_FLOOR`` of its largest value on ``calib``
+    (float images in [0, 1]); returns the floors by layer name. Only images whose features are nearly all zero
+    there are affected: their int8 divisor would otherwise be zero."""
+    norms = [layer for layer in model.layers if isinstance(layer, SampleNorm)]
+    if not norms:
+        return {}
+    probe = keras.Model(model.inputs, [layer.input for layer in norms])
+    feats = probe.predict(calib.astype(np.float32), batch_size=32, verbose=0)
+    for layer, f in zip(norms, feats if len(norms) > 1 else [feats], strict=True):
+        layer.floor = float(NORM_FLOOR * np.mean(np.square(f), axis=(1, 2, 3)).max())
+    return {layer.name: layer.floor for layer in norms}
 
 
 def convert_int8(model: keras.Model, calib: np.ndarray) -> bytes:
@@ -171,8 +191,11 @@ def quantize_run(
                 f"only {len(calib_rows)} calibration images (< {MIN_CALIB}): int8 ranges may be poor", stacklevel=2
             )
         calib = np.stack([plate_input(read_image(r.path), h, w) for r in calib_rows]).astype(np.float32) / 255.0
+        floors = set_norm_floors(model, calib)
         tflite = convert_int8(model, calib)
         calibration = {"data": str(calib_dir), "split": calib_split, "n": len(calib_rows), "form": form}
+        if floors:
+            calibration["norm_floors"] = {k: float(f"{v:.6g}") for k, v in floors.items()}
     architecture = architecture_name(cfg)
     manifest = {
         **base_manifest(tflite, "recognizer", cfg.name, architecture, "NTC", calibration),
@@ -192,7 +215,7 @@ def quantize_run(
             metrics = {
                 "data": str(eval_dir),
                 "split": eval_split,
-                "decode": "beam+template",
+                "decode": "beam+template+second-look",
                 "float": evaluate_rows(float_reader(model, alphabet, cfg.input_size), rows),
                 "int8": evaluate_rows(lambda img, region: rec.recognize(img, region), rows),
             }

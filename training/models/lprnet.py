@@ -36,15 +36,29 @@ def small_basic_block(x, filters: int, name: str):
 
 
 class SampleNorm(layers.Layer):
-    """Divide a feature map by its own mean square (per sample), as LPRNet's global context does."""
+    """Divide a feature map by its own mean square (per sample), as LPRNet's global context does.
+
+    ``floor`` (export only, set by :func:`training.export.set_norm_floors`): the mean square is at least this, so
+    int8 never rounds it to zero (an infinite reciprocal).
+    """
+
+    def __init__(self, floor: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.floor = floor
 
     def call(self, x):
-        # x * x (not square: SQUARE has no int8 kernel) and a per-sample scalar reciprocal (an element-wise int8
-        # DIV is slow in TFLite), so the exported graph stays int8 end to end. The mean is taken in two steps
-        # (space, then channels; the same value): XNNPACK's int8 MEAN over three axes at once is wrong on some
-        # CPUs (LiteRT 2.1-2.3 on AVX2: ~100 % error; test_int8_global_context_matches_the_reference_kernels).
+        # x * x (not square: SQUARE has no int8 kernel), so the exported graph stays int8 end to end. The mean is
+        # taken in two steps (space, then channels; the same value): XNNPACK's int8 MEAN over three axes at once is
+        # wrong on some CPUs (LiteRT 2.1-2.3 on AVX2: ~100 % error; test_int8_global_context_matches_the_reference_
+        # kernels). 1 / mean_sq is rsqrt applied twice, not a DIV: LiteRT 1.x, the newest on aarch64 (a Raspberry
+        # Pi), fails an int8 DIV whose divisor's raw value is 0 (it forgets the zero point), about 3 % of real
+        # crops; and x * r * r is also 3x closer to float in int8 than x * (1 / mean_sq) or x * (r * r).
         mean_sq = ops.mean(ops.mean(x * x, axis=(1, 2), keepdims=True), axis=3, keepdims=True)
-        return x * ops.reciprocal(mean_sq + 1e-6)
+        r = ops.rsqrt(ops.maximum(mean_sq, self.floor) if self.floor else mean_sq + 1e-6)
+        return x * r * r
+
+    def get_config(self):
+        return {**super().get_config(), "floor": self.floor}
 
 
 class MeanOverHeight(layers.Layer):
