@@ -106,6 +106,8 @@ def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
         except BackendError:
             continue  # an older runtime: the check cannot run here, which is no reason to roll back
         results[name]["kernel_steps"] = kernels["mean_steps"]
+        if kernels["faults"]:
+            raise DeviceError(f"bundle {name}: {kernels['faults'][0]}")
         if not kernels["ok"]:
             raise DeviceError(
                 f"bundle {name}: this device's CPU kernels compute it differently from the reference kernels "

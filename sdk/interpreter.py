@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 import cv2
@@ -111,8 +112,9 @@ def kernel_disagreement(model: bytes, inputs: Sequence[np.ndarray]) -> dict[str,
 
     Both run the same ``inputs`` (input tensors, e.g. :func:`frame_inputs` of :func:`sample_frames`: natural
     images, since random noise can miss a faulty kernel). The result holds the mean and largest absolute
-    difference of the outputs in output quantisation steps (raw values for a float output), the backend's name
-    and ``ok``: the mean is within :data:`KERNEL_TOLERANCE_STEPS`. The two paths round a little differently
+    difference of the outputs in output quantisation steps (raw values for a float output), the backend's name,
+    ``faults`` (:func:`runtime_faults`) and ``ok``: the mean is within :data:`KERNEL_TOLERANCE_STEPS` and there
+    are no faults. The two paths round a little differently
     (under one step on average for the shipped bundles); a wrong kernel is far off: XNNPACK's int8 MEAN over
     three axes once was ~100 % wrong on AVX2 CPUs.
 
@@ -137,12 +139,38 @@ def kernel_disagreement(model: bytes, inputs: Sequence[np.ndarray]) -> dict[str,
         runs.append(np.concatenate(got))
     diff = np.abs(runs[0] - runs[1])
     mean = float(diff.mean())
+    faults = runtime_faults(interp, name)
     return {
         "mean_steps": round(mean, 3),
         "max_steps": round(float(diff.max()), 3),
         "backend": name,
-        "ok": mean <= KERNEL_TOLERANCE_STEPS,
+        "faults": faults,
+        "ok": mean <= KERNEL_TOLERANCE_STEPS and not faults,
     }
+
+
+def runtime_faults(interp: Any, backend: str) -> list[str]:
+    """Known faults of the installed runtime that the model's ops run into, one line each (empty: none known).
+
+    One so far: the int8 DIV kernel of LiteRT 1.x (ai-edge-litert < 2, the newest on aarch64), tf.lite and
+    tflite-runtime checks the divisor's raw value against 0, not its zero point, so it refuses valid inputs at one
+    of the 256 divisor levels (~3 % of plate crops for recognisers exported before 2026-12-07). The reference and
+    default kernels share it, so comparing them cannot show it.
+    """
+    try:
+        release = version(backend)
+    except PackageNotFoundError:
+        release = "?"
+    if backend == "ai-edge-litert" and release.split(".")[0].isdigit() and int(release.split(".")[0]) >= 2:
+        return []
+    types = {int(d["index"]): np.dtype(d["dtype"]).name for d in interp.get_tensor_details()}
+    for op in interp._get_ops_details():
+        if op.get("op_name") == "DIV" and any(types.get(int(i)) in ("int8", "uint8") for i in op.get("inputs", ())):
+            return [
+                f"int8 DIV (op {op['index']}): {backend} {release} refuses it for some inputs; re-export the model "
+                "with lpr-sdk quantize (no DIV since 2026-12-07) or install ai-edge-litert >= 2"
+            ]
+    return []
 
 
 def check_tensors(interp: Any, manifest: Manifest) -> None:

@@ -149,19 +149,26 @@ def test_norm_floors_keep_the_int8_divisor_off_zero():
     assert "DIV" not in ops and "RSQRT" in ops
 
 
-def test_a_kernel_that_refuses_an_input_is_an_image_error():
-    """A kernel failing at invoke (here an int8 DIV by zero) is a one-line ImageError; the interpreter stays
-    usable."""
+def _div_model() -> tuple[bytes, np.ndarray]:
+    """An int8 model that divides its input by the input's mean (an int8 DIV), and its calibration images."""
     import keras
 
-    from sdk.errors import ImageError
-    from sdk.interpreter import invoke, make_interpreter
     from training.export import convert_int8
 
     x = np.random.default_rng(2).uniform(0.5, 1, (16, 4, 4, 2)).astype(np.float32)
     inp = keras.Input((4, 4, 2), batch_size=1)
     out = keras.layers.Lambda(lambda t: t / keras.ops.mean(t, axis=(1, 2, 3), keepdims=True))(inp)
-    interp = make_interpreter(convert_int8(keras.Model(inp, out), x))[0]
+    return convert_int8(keras.Model(inp, out), x), x
+
+
+def test_a_kernel_that_refuses_an_input_is_an_image_error():
+    """A kernel failing at invoke (here an int8 DIV by zero) is a one-line ImageError; the interpreter stays
+    usable."""
+    from sdk.errors import ImageError
+    from sdk.interpreter import invoke, make_interpreter
+
+    model, x = _div_model()
+    interp = make_interpreter(model)[0]
     i = interp.get_input_details()[0]
     scale, zero = i["quantization"]
     interp.set_tensor(i["index"], np.full((1, 4, 4, 2), zero, np.int8))  # all zeros: the divisor is 0
@@ -169,6 +176,22 @@ def test_a_kernel_that_refuses_an_input_is_an_image_error():
         invoke(interp)
     interp.set_tensor(i["index"], np.clip(np.round(x[:1] / scale + zero), -128, 127).astype(np.int8))
     invoke(interp)
+
+
+def test_selftest_flags_an_int8_div_on_litert_1(monkeypatch):
+    """LiteRT 1.x (the newest on aarch64) refuses an int8 DIV at one of its divisor levels, in both kernel sets:
+    the kernel comparison cannot see it, so the model's ops are checked against the runtime's release."""
+    pytest.importorskip("ai_edge_litert.interpreter")
+    import sdk.interpreter as si
+
+    model, _ = _div_model()
+    inputs = [np.full((1, 4, 4, 2), 100, np.int8)]
+    assert si.kernel_disagreement(model, inputs)["faults"] == []  # ai-edge-litert 2.x: fixed
+    monkeypatch.setattr(si, "version", lambda pkg: "1.4.0")
+    result = si.kernel_disagreement(model, inputs)
+    assert not result["ok"] and "int8 DIV" in result["faults"][0] and "1.4.0" in result["faults"][0]
+    shipped = Recognizer("cn").bundle.model  # no DIV since 2026-12-07
+    assert si.kernel_disagreement(shipped, [np.zeros((1, 24, 94, 3), np.int8)])["faults"] == []
 
 
 def test_export_is_full_int8_with_static_shapes(tiny_bundle):

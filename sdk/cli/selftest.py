@@ -37,16 +37,22 @@ def selftest_cmd(bundles: tuple[Path, ...], frames: int, as_json: bool) -> None:
         echo_json({"tolerance_steps": KERNEL_TOLERANCE_STEPS, "bundles": results})
     else:
         for r in results:
-            verdict = "ok" if r["ok"] else "MISMATCH"
+            verdict = "ok" if r["ok"] else "FAULT" if r["faults"] else "MISMATCH"
             click.echo(
                 f"{verdict:<9}{r['bundle']}: default vs reference kernels {r['mean_steps']} steps on average, "
                 f"{r['max_steps']} at most ({r['backend']})"
             )
-    bad = [r["bundle"] for r in results if not r["ok"]]
+            for fault in r["faults"]:
+                click.echo(f"         {fault}")
+    bad = [r["bundle"] for r in results if not r["ok"] and not r["faults"]]
     if bad:
         click.echo(
             f"error: {', '.join(bad)} compute differently with this machine's default kernels than with the "
             "reference kernels; reads will be worse here: report it with `lpr-sdk selftest --json`",
             err=True,
         )
+    faulty = [r["bundle"] for r in results if r["faults"]]
+    if faulty:
+        click.echo(f"error: {', '.join(faulty)} run into a known fault of this runtime (above)", err=True)
+    if bad or faulty:
         raise SystemExit(1)
