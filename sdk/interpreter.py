@@ -161,7 +161,8 @@ def runtime_faults(interp: Any, backend: str) -> list[str]:
         release = version(backend)
     except PackageNotFoundError:
         release = "?"
-    if backend == "ai-edge-litert" and release.split(".")[0].isdigit() and int(release.split(".")[0]) >= 2:
+    major = release.split(".")[0]
+    if backend == "ai-edge-litert" and major.isdigit() and int(major) >= 2:
         return []
     types = {int(d["index"]): np.dtype(d["dtype"]).name for d in interp.get_tensor_details()}
     for op in interp._get_ops_details():

@@ -26,7 +26,8 @@ def selftest_cmd(bundles: tuple[Path, ...], frames: int, as_json: bool) -> None:
     Runs each model on frames of the shipped sample drive with the default CPU kernels (XNNPACK) and with
     TFLite's reference kernels and compares the outputs in int8 steps. Run it once on a new device or after
     upgrading the runtime: a kernel that computes wrongly on this CPU shows here, not as quietly worse reads.
-    Exit code 1 on a mismatch.
+    It also names any op of a bundle that this runtime is known to get wrong (an int8 DIV on LiteRT 1.x).
+    Exit code 1 on a mismatch or such a fault.
     """
     images = sample_frames(frames)
     results = []
