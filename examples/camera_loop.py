@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Read licence plates from a camera, headless: the script to copy onto a Raspberry Pi.
 
-Install on the Pi (Raspberry Pi OS, 64-bit, with Python 3.10-3.12: on aarch64 the newest LiteRT wheel,
-ai-edge-litert 1.4.0, exists for those only; Bookworm's python3 is 3.11):
+Install on the Pi (64-bit Raspberry Pi OS, Bookworm or Trixie: pip finds LiteRT's aarch64 wheels for its
+python3; the 32-bit OS has none):
 
     sudo apt install -y python3-picamera2            # the Pi camera stack (skip for a USB camera)
     python3 -m venv --system-site-packages ~/lpr      # system site packages: picamera2 comes from apt

@@ -152,10 +152,10 @@ def kernel_disagreement(model: bytes, inputs: Sequence[np.ndarray]) -> dict[str,
 def runtime_faults(interp: Any, backend: str) -> list[str]:
     """Known faults of the installed runtime that the model's ops run into, one line each (empty: none known).
 
-    One so far: the int8 DIV kernel of LiteRT 1.x (ai-edge-litert < 2, the newest on aarch64), tf.lite and
-    tflite-runtime checks the divisor's raw value against 0, not its zero point, so it refuses valid inputs at one
-    of the 256 divisor levels (~3 % of plate crops for recognisers exported before 2026-12-07). The reference and
-    default kernels share it, so comparing them cannot show it.
+    One so far: the int8 DIV kernel of LiteRT 1.x (ai-edge-litert < 2: what pip picks where glibc is older than
+    2.27), tf.lite and tflite-runtime checks the divisor's raw value against 0, not its zero point, so it refuses
+    valid inputs at one of the 256 divisor levels (~3 % of plate crops for recognisers exported before 2026-12-07).
+    The reference and default kernels share it, so comparing them cannot show it.
     """
     try:
         release = version(backend)
@@ -200,7 +200,7 @@ def invoke(interp: Any) -> None:
     """Run the interpreter; a kernel that refuses this input becomes an :class:`~sdk.errors.ImageError`.
 
     Recognisers exported before 2026-12-07 divide by the crop's mean square with an int8 DIV: an all-black crop
-    makes the divisor zero, and LiteRT 1.x (the newest on aarch64) also refuses about 3 % of real crops there.
+    makes the divisor zero, and LiteRT 1.x (and tf.lite, tflite-runtime) also refuses about 3 % of real crops there.
     The interpreter stays usable for the next input.
     """
     try:

@@ -126,8 +126,8 @@ def test_int8_global_context_matches_the_reference_kernels():
 
 def test_norm_floors_keep_the_int8_divisor_off_zero():
     """Each SampleNorm's mean square is floored at NORM_FLOOR of its largest calibrated value, so an all-zero
-    input reads finite values, alike in both kernel sets; and the export has no int8 DIV (LiteRT 1.x, the newest on
-    aarch64, fails one whose divisor's raw value is 0, about 3 % of real crops with the old graph)."""
+    input reads finite values, alike in both kernel sets; and the export has no int8 DIV (LiteRT 1.x, tf.lite
+    and tflite-runtime fail one whose divisor's raw value is 0, about 3 % of real crops with the old graph)."""
     pytest.importorskip("ai_edge_litert.interpreter")
     import keras
 
@@ -179,7 +179,7 @@ def test_a_kernel_that_refuses_an_input_is_an_image_error():
 
 
 def test_selftest_flags_an_int8_div_on_litert_1(monkeypatch):
-    """LiteRT 1.x (the newest on aarch64) refuses an int8 DIV at one of its divisor levels, in both kernel sets:
+    """LiteRT 1.x refuses an int8 DIV at one of its divisor levels, in both kernel sets:
     the kernel comparison cannot see it, so the model's ops are checked against the runtime's release."""
     pytest.importorskip("ai_edge_litert.interpreter")
     import sdk.interpreter as si
@@ -257,6 +257,27 @@ def test_tilt_rotates_about_the_centre_and_zero_is_identity():
         assert slanted or y[i, :, 8:14].sum() < x.numpy()[i, :, 8:14].sum() - 1  # or shrunk
 
 
+def test_skew_turns_the_plate_inside_a_box_that_still_fills_the_frame():
+    """``skew``: a turned plate's bounding box is stretched to the frame, so the plate touches all four sides but
+    fills less of it, its centre stays put, and 0 degrees is the identity."""
+    import tensorflow as tf
+
+    from training.data.pipeline import skew
+
+    tf.random.set_seed(0)
+    x = np.zeros((64, 24, 94, 1), np.float32)
+    x[:, 1:-1, 1:-1] = 1.0  # the plate, inside a one-pixel ring that edge replication spreads outside it
+    x = tf.constant(x)
+    np.testing.assert_allclose(skew(x, tf.zeros(64)).numpy(), x.numpy(), atol=1e-6)
+    y = skew(x, tf.fill((64,), 15.0)).numpy()[..., 0]
+    turned = [i for i in range(64) if y[i].sum() < x.numpy()[i].sum() - 20]
+    assert 10 < len(turned) < 54  # about half
+    for i in turned:
+        rows, cols = np.flatnonzero((y[i] > 0.5).any(axis=1)), np.flatnonzero((y[i] > 0.5).any(axis=0))
+        assert rows.min() <= 2 and rows.max() >= 21 and cols.min() <= 2 and cols.max() >= 91
+        assert y[i, 10:14, 40:54].min() > 0.99
+
+
 def test_gaussian_blur_matches_opencv_per_image():
     import cv2
     import tensorflow as tf
@@ -309,7 +330,8 @@ def test_per_source_augmentation_options_are_validated(synth_dir):
     from training.config import ConfigError, parse_config
 
     for key, value, msg in (
-        ("tilt", -1, "tilt and balance"),
+        ("tilt", -1, "tilt, skew and balance"),
+        ("skew", -1, "tilt, skew and balance"),
         ("lowres", 0.5, "lowres is a downscale factor"),
         ("erase", 1.0, "erase is a fraction of the height"),
     ):

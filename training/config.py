@@ -21,9 +21,10 @@ class ConfigError(LprError, ValueError):
 @dataclass(frozen=True)
 class DataSource:
     """A ``labels.csv`` folder; ``weight`` sets its share when a stage mixes sources. With ``augment``, ``tilt`` > 0
-    also rotates and shears half the images by up to that many degrees, ``lowres`` > 1 blurs half of them as if the
-    plate were up to that many times smaller, ``erase`` > 0 blanks a box of up to that fraction of the height on each
-    side in half of them (random erasing); ``balance`` > 0 repeats rows holding rare characters (see
+    also rotates and shears half the images by up to that many degrees, ``skew`` > 0 shows half of them as a
+    detector's axis-aligned box of a plate turned up to that many degrees would, ``lowres`` > 1 blurs half of them
+    as if the plate were up to that many times smaller, ``erase`` > 0 blanks a box of up to that fraction of the
+    height on each side in half of them (random erasing); ``balance`` > 0 repeats rows holding rare characters (see
     :func:`training.data.pipeline.oversample_rare`)."""
 
     path: str
@@ -32,6 +33,7 @@ class DataSource:
     weight: float = 1.0
     augment: bool = True
     tilt: float = 0.0
+    skew: float = 0.0
     lowres: float = 0.0
     erase: float = 0.0
     balance: float = 0.0
@@ -117,10 +119,10 @@ def _source(d: Any, where: str, base: Path) -> DataSource:
     d = _folder(DataSource, d, where, base)
     if d.get("regions") is not None:
         d["regions"] = tuple(d["regions"])
-    for key in ("tilt", "lowres", "erase", "balance"):
+    for key in ("tilt", "skew", "lowres", "erase", "balance"):
         d[key] = float(d.get(key, 0.0))
-    if d["tilt"] < 0 or d["balance"] < 0:
-        raise ConfigError(f"{where}: tilt and balance must be >= 0 (0: off)")
+    if min(d["tilt"], d["skew"], d["balance"]) < 0:
+        raise ConfigError(f"{where}: tilt, skew and balance must be >= 0 (0: off)")
     if not 0 <= d["erase"] < 1:
         raise ConfigError(f"{where}: erase is a fraction of the height in [0, 1) (0: off)")
     if d["lowres"] != 0 and d["lowres"] < 1:

@@ -84,7 +84,37 @@ def tilt(images: tf.Tensor, max_deg: tf.Tensor) -> tf.Tensor:
     cos, sin = tf.cos(a), tf.sin(a)
     scale = tf.minimum(1.0, tf.minimum(h / (w * tf.abs(sin) + h * cos), w / (w * cos + h * tf.abs(sin))))
     # output pixel -> input pixel: centre + (shear(-k) @ rotation(-a) / scale) @ (p - centre)
-    a0, a1, b0, b1 = (cos + k * sin) / scale, (sin - k * cos) / scale, -sin / scale, cos / scale
+    return _warp(images, (cos + k * sin) / scale, (sin - k * cos) / scale, -sin / scale, cos / scale)
+
+
+# The width / height of a plate, for :func:`skew` (cn, EU and old br plates: 440 x 140 mm, 520 x 110, 400 x 130).
+PLATE_ASPECT = 3.2
+
+
+def skew(images: tf.Tensor, max_deg: tf.Tensor) -> tf.Tensor:
+    """Show half the images (per image up to ``max_deg`` (N,) degrees each way) as a detector's axis-aligned box
+    of a turned plate looks once resized to the input: the plate, in its own aspect (``PLATE_ASPECT``), rotated and
+    independently sheared (the lean of a plate seen from the side), then its bounding box stretched to the frame.
+    Unlike :func:`tilt`, glyphs lean far more than rows slope (a plate rotated 15 degrees in a 94x24 crop: glyphs
+    lean ~0.5, rows slope ~0.13), as in real crops of turned plates; edges are replicated."""
+    n = tf.shape(images)[0]
+    h, w = float(images.shape[1]), float(images.shape[2])
+    on = tf.cast(tf.random.uniform((n,)) < 0.5, tf.float32) * max_deg * (math.pi / 180)
+    a = tf.random.uniform((n,), -1.0, 1.0) * on
+    lean = tf.random.uniform((n,), -1.0, 1.0) * tf.tan(on)
+    k = max(w / h / PLATE_ASPECT, 1.0)  # the input's vertical squeeze of a plate
+    cos, sin = tf.cos(a), tf.sin(a)
+    # the plate (half-size w/2 x k*h/2) mapped by [[cos, lean*cos - sin], [sin, lean*sin + cos]]; its box -> frame
+    ex = w / (w * tf.abs(cos) + h * k * tf.abs(lean * cos - sin))
+    ey = h / (w * tf.abs(sin) + h * k * tf.abs(lean * sin + cos))
+    # output pixel -> input pixel: centre + (unsqueeze @ inverse map @ frame -> box) @ (p - centre)
+    return _warp(images, (lean * sin + cos) / ex, (sin - lean * cos) / ey, -sin / (k * ex), cos / (k * ey))
+
+
+def _warp(images: tf.Tensor, a0: tf.Tensor, a1: tf.Tensor, b0: tf.Tensor, b1: tf.Tensor) -> tf.Tensor:
+    """Each image resampled at ``centre + [[a0, a1], [b0, b1]] @ (p - centre)`` for output pixel ``p`` (bilinear,
+    edges replicated)."""
+    h, w = float(images.shape[1]), float(images.shape[2])
     cx, cy = (w - 1) / 2, (h - 1) / 2
     zeros = tf.zeros_like(a0)
     t = tf.stack([a0, a1, cx - a0 * cx - a1 * cy, b0, b1, cy - b0 * cx - b1 * cy, zeros, zeros], axis=1)
@@ -143,17 +173,20 @@ def erase(images: tf.Tensor, max_frac: tf.Tensor) -> tf.Tensor:
 def augment(
     images: tf.Tensor,
     max_tilt: tf.Tensor | None = None,
+    max_skew: tf.Tensor | None = None,
     max_lowres: tf.Tensor | None = None,
     lowres_radius: int = 0,
     max_erase: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Batch augmentation in [0, 1] float: tilt (where ``max_tilt`` (N,) degrees > 0), crop jitter
-    (tight/loose/shifted), low resolution (where ``max_lowres`` (N,) > 1), random erasing (where ``max_erase``
+    """Batch augmentation in [0, 1] float: tilt and skew (where ``max_tilt`` / ``max_skew`` (N,) degrees > 0), crop
+    jitter (tight/loose/shifted), low resolution (where ``max_lowres`` (N,) > 1), random erasing (where ``max_erase``
     (N,) > 0), brightness, contrast, noise."""
     n = tf.shape(images)[0]
     h, w = images.shape[1], images.shape[2]
     if max_tilt is not None:
         images = tilt(images, max_tilt)
+    if max_skew is not None:
+        images = skew(images, max_skew)
     jitter = tf.random.uniform((n, 4), -0.08, 0.08)
     boxes = tf.stack([jitter[:, 0] * 1.5, jitter[:, 1], 1.0 + jitter[:, 2] * 1.5, 1.0 + jitter[:, 3]], axis=1)
     x = tf.image.crop_and_resize(images, boxes, tf.range(n), (h, w), extrapolation_value=0.5)
@@ -185,13 +218,14 @@ def make_dataset(
         ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels, arrays.lengths, extra))
         ds = ds.shuffle(min(len(arrays.images), 20000), seed=seed).repeat()
         ds = ds.map(
-            lambda x, y, n, e, a=src.augment, t=src.tilt, r=src.lowres, z=src.erase: (
+            lambda x, y, n, e, a=src.augment, t=src.tilt, s=src.skew, r=src.lowres, z=src.erase: (
                 x,
                 y,
                 n,
                 e,
                 tf.constant(a),
                 tf.constant(t),
+                tf.constant(s),
                 tf.constant(r),
                 tf.constant(z),
             )
@@ -206,14 +240,25 @@ def make_dataset(
 
     # ops only for the options some source uses, so older recipes draw the same random numbers as before
     tilted = any(src.tilt > 0 for _, src in parts)
+    skewed = any(src.skew > 0 for _, src in parts)
     erased = any(src.erase > 0 for _, src in parts)
     factor = max(src.lowres for _, src in parts)
     radius = math.ceil(3 * float(blur_sigma(factor)))
 
-    def prep(x, y, n, e, aug, max_tilt, max_lowres, max_erase):
+    def prep(x, y, n, e, aug, max_tilt, max_skew, max_lowres, max_erase):
         x = tf.cast(x, tf.float32) / 255.0
-        args = (max_tilt if tilted else None, max_lowres if radius > 0 else None, radius, max_erase if erased else None)
-        x = tf.where(aug[:, None, None, None], augment(x, *args), x)
+        x = tf.where(
+            aug[:, None, None, None],
+            augment(
+                x,
+                max_tilt if tilted else None,
+                max_skew if skewed else None,
+                max_lowres if radius > 0 else None,
+                radius,
+                max_erase if erased else None,
+            ),
+            x,
+        )
         return (x, y, n, e) if extras is not None else (x, y, n)
 
     return ds.batch(batch_size, drop_remainder=True).map(prep, num_parallel_calls=2).prefetch(2)

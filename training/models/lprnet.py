@@ -50,9 +50,9 @@ class SampleNorm(layers.Layer):
         # x * x (not square: SQUARE has no int8 kernel), so the exported graph stays int8 end to end. The mean is
         # taken in two steps (space, then channels; the same value): XNNPACK's int8 MEAN over three axes at once is
         # wrong on some CPUs (LiteRT 2.1-2.3 on AVX2: ~100 % error; test_int8_global_context_matches_the_reference_
-        # kernels). 1 / mean_sq is rsqrt applied twice, not a DIV: LiteRT 1.x, the newest on aarch64 (a Raspberry
-        # Pi), fails an int8 DIV whose divisor's raw value is 0 (it forgets the zero point), about 3 % of real
-        # crops; and x * r * r is also 3x closer to float in int8 than x * (1 / mean_sq) or x * (r * r).
+        # kernels). 1 / mean_sq is rsqrt applied twice, not a DIV: LiteRT 1.x, tflite-runtime and tf.lite fail an
+        # int8 DIV whose divisor's raw value is 0 (they forget the zero point), about 3 % of real crops; and
+        # x * r * r is also 3x closer to float in int8 than x * (1 / mean_sq) or x * (r * r).
         mean_sq = ops.mean(ops.mean(x * x, axis=(1, 2), keepdims=True), axis=3, keepdims=True)
         r = ops.rsqrt(ops.maximum(mean_sq, self.floor) if self.floor else mean_sq + 1e-6)
         return x * r * r
