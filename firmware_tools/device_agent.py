@@ -69,7 +69,8 @@ def slot_package(store: SlotStore, slot: str, check_models: bool = True) -> Pack
 
 
 def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
-    """Verify the package at ``path`` with the device's key, then run each model on a gray crop.
+    """Verify the package at ``path`` with the device's key, then run each model on a gray crop; the result names
+    the device's runtime (:func:`sdk.interpreter.runtime_info`).
 
     A recogniser must decode and give logits of its manifest's [T, C]; any other model must run on zeros. Every
     model must then compute alike with the device's default CPU kernels and the reference kernels
@@ -78,7 +79,7 @@ def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
     Raises:
         LprError: the package fails verification or a model fails.
     """
-    from sdk.interpreter import frame_inputs, kernel_disagreement, make_interpreter, sample_frames
+    from sdk.interpreter import frame_inputs, kernel_disagreement, make_interpreter, runtime_info, sample_frames
     from sdk.recognizer import Recognizer
 
     pkg = load_package(path.resolve(), trusted_key(store))
@@ -113,7 +114,7 @@ def check_slot(store: SlotStore, path: Path) -> dict[str, Any]:
                 f"bundle {name}: this device's CPU kernels compute it differently from the reference kernels "
                 f"({kernels['mean_steps']} int8 steps on average); reads would be wrong here"
             )
-    return {"ok": True, "version": pkg.version, "bundles": results}
+    return {"ok": True, "version": pkg.version, "runtime": runtime_info(), "bundles": results}
 
 
 def health(store: SlotStore, slot: str = "current") -> dict[str, Any]:

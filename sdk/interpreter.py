@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import importlib
 import os
+import platform
 import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -149,6 +150,20 @@ def kernel_disagreement(model: bytes, inputs: Sequence[np.ndarray]) -> dict[str,
     }
 
 
+def _release(backend: str) -> str:
+    try:
+        return version(backend)
+    except PackageNotFoundError:
+        return "?"
+
+
+def runtime_info() -> dict[str, str]:
+    """The TFLite runtime this process picks and where it runs: ``backend``, its ``version``, the CPU
+    ``machine`` and the ``python`` version (for reports from a device)."""
+    name, _ = _interpreter_module()
+    return {"backend": name, "version": _release(name), "machine": platform.machine(), "python": sys.version.split()[0]}
+
+
 def runtime_faults(interp: Any, backend: str) -> list[str]:
     """Known faults of the installed runtime that the model's ops run into, one line each (empty: none known).
 
@@ -157,10 +172,7 @@ def runtime_faults(interp: Any, backend: str) -> list[str]:
     valid inputs at one of the 256 divisor levels (~3 % of plate crops for recognisers exported before 2026-12-07).
     The reference and default kernels share it, so comparing them cannot show it.
     """
-    try:
-        release = version(backend)
-    except PackageNotFoundError:
-        release = "?"
+    release = _release(backend)
     major = release.split(".")[0]
     if backend == "ai-edge-litert" and major.isdigit() and int(major) >= 2:
         return []

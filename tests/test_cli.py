@@ -173,9 +173,15 @@ def test_inspect_json_lists_ops(tiny_bundle):
 
 
 def test_selftest_checks_every_shipped_bundle_and_fails_on_a_mismatch(tiny_bundle, monkeypatch):
+    import platform
+    from importlib.metadata import version
+
     result = run("selftest", "--json")
     assert result.exit_code == 0, result.output
-    checked = {Path(r["bundle"]).name: r for r in json.loads(result.stdout)["bundles"]}
+    report = json.loads(result.stdout)
+    runtime = report["runtime"]  # what a device's report needs to place it
+    assert runtime["machine"] == platform.machine() and runtime["version"] == version(runtime["backend"])
+    checked = {Path(r["bundle"]).name: r for r in report["bundles"]}
     assert {"latin", "cn", "proposal", "corners"} <= set(checked)
     assert all(r["ok"] and r["mean_steps"] <= 3.0 for r in checked.values())
     import sdk.interpreter
@@ -183,6 +189,7 @@ def test_selftest_checks_every_shipped_bundle_and_fails_on_a_mismatch(tiny_bundl
     monkeypatch.setattr(sdk.interpreter, "KERNEL_TOLERANCE_STEPS", -1.0)  # any difference now counts as wrong
     result = run("selftest", tiny_bundle)
     assert result.exit_code == 1 and "MISMATCH" in result.stdout
+    assert result.stdout.startswith(f"{runtime['backend']} {runtime['version']} on {runtime['machine']}")
     assert result.stderr.startswith("error: ") and str(tiny_bundle) in result.stderr
 
 

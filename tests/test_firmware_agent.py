@@ -156,8 +156,9 @@ def test_a_package_with_a_detector_is_health_checked_and_run_by_the_service(tiny
     pkg = build_package(["detector", tiny_bundle], tmp_path / "d.tar.gz", version="d1").source
     root = tmp_path / "device"
     assert ok(agent(root, "deploy", pkg))["active"] == "a"
-    checked = ok(agent(root, "health"))["bundles"]
-    assert set(checked) == {"detector/proposal", "detector/corners", tiny_bundle.name}
+    health = ok(agent(root, "health"))
+    assert set(health["bundles"]) == {"detector/proposal", "detector/corners", tiny_bundle.name}
+    assert health["runtime"]["backend"] == "ai-edge-litert" and health["runtime"]["machine"]
     script = tmp_path / "camera_loop.py"
     script.write_text("print('loop')\n")
     r = ok(agent(root, "service", "--script", script, "--python", "/usr/bin/python3"))

@@ -8,7 +8,7 @@ import click
 
 from sdk.bundle import MODELS_DIR, load_bundle
 from sdk.cli._common import echo_json, json_option
-from sdk.interpreter import KERNEL_TOLERANCE_STEPS, frame_inputs, kernel_disagreement, sample_frames
+from sdk.interpreter import KERNEL_TOLERANCE_STEPS, frame_inputs, kernel_disagreement, runtime_info, sample_frames
 
 
 def shipped_bundles() -> list[Path]:
@@ -34,14 +34,16 @@ def selftest_cmd(bundles: tuple[Path, ...], frames: int, as_json: bool) -> None:
     for path in bundles or shipped_bundles():
         b = load_bundle(path)
         results.append({"bundle": str(b.source), **kernel_disagreement(b.model, frame_inputs(b, images))})
+    runtime = runtime_info()
     if as_json:
-        echo_json({"tolerance_steps": KERNEL_TOLERANCE_STEPS, "bundles": results})
+        echo_json({"tolerance_steps": KERNEL_TOLERANCE_STEPS, "runtime": runtime, "bundles": results})
     else:
+        click.echo(f"{runtime['backend']} {runtime['version']} on {runtime['machine']}, Python {runtime['python']}")
         for r in results:
             verdict = "ok" if r["ok"] else "FAULT" if r["faults"] else "MISMATCH"
             click.echo(
                 f"{verdict:<9}{r['bundle']}: default vs reference kernels {r['mean_steps']} steps on average, "
-                f"{r['max_steps']} at most ({r['backend']})"
+                f"{r['max_steps']} at most"
             )
             for fault in r["faults"]:
                 click.echo(f"         {fault}")
