@@ -7,8 +7,13 @@ python3; the 32-bit OS has none):
     sudo apt install -y python3-picamera2            # the Pi camera stack (skip for a USB camera)
     python3 -m venv --system-site-packages ~/lpr      # system site packages: picamera2 comes from apt
     ~/lpr/bin/pip install lpr-sdk                     # or: pip install /path/to/lpr-sdk checkout
+    ~/lpr/bin/pip install --force-reinstall simplejpeg   # Bookworm: see below
     ~/lpr/bin/lpr-sdk selftest                        # this CPU's int8 kernels compute the models right
     ~/lpr/bin/python camera_loop.py --out /var/tmp/reads.jsonl
+
+On Bookworm, pip puts numpy 2 into the venv (OpenCV's wheels need it) while apt's simplejpeg, which picamera2
+imports, was built for the system's numpy 1.24: without the simplejpeg line, importing picamera2 fails with
+"numpy.dtype size changed" (the loop says so in one line). Trixie's numpy is 2.x and needs no such step.
 
 It uses picamera2 when it is installed, else /dev/video0 (or --source: a device, video file, RTSP/HTTP URL or
 image folder). Each frame with plates is printed as one JSON line (and appended to --out); with --track each

@@ -483,6 +483,8 @@ class PiCameraSource(FrameSource):
                 "picamera2 is not installed: on a Raspberry Pi OS run `sudo apt install python3-picamera2` "
                 '(or pip install "lpr-sdk[pi]")'
             ) from None
+        except Exception as e:  # installed but broken
+            raise CaptureError(_picamera2_broken(e)) from None
         try:
             cam = Picamera2()
         except Exception as e:  # no camera attached raises IndexError or RuntimeError, depending on the version
@@ -517,6 +519,20 @@ class PiCameraSource(FrameSource):
         if self.format.endswith("BGR888") and isinstance(image, np.ndarray) and image.ndim == 3:
             image = np.ascontiguousarray(image[:, :, 2::-1])  # R, G, B[, X] -> B, G, R
         return image, self.name
+
+
+def _picamera2_broken(e: Exception) -> str:
+    """One line for a picamera2 that is installed but fails to import. The usual case, on Raspberry Pi OS Bookworm:
+    a venv with the system's site packages gets numpy 2 from pip (OpenCV's wheels need it), while apt's simplejpeg,
+    which picamera2 imports, was built for the system's numpy 1.24."""
+    first = (str(e).splitlines() or [""])[0]
+    msg = f"picamera2 is installed but fails to import ({type(e).__name__}: {first})"
+    if "size changed" in first:
+        msg += (
+            f": apt's simplejpeg was built for numpy 1.x and this environment has numpy {np.__version__}; "
+            "run `pip install --force-reinstall simplejpeg` in it"
+        )
+    return msg
 
 
 def open_source(spec: str | int | None, **kw: Any) -> FrameSource:

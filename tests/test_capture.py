@@ -295,6 +295,26 @@ def test_picamera_missing_module_message(monkeypatch: pytest.MonkeyPatch) -> Non
     assert not src.is_open
 
 
+def test_picamera_that_fails_to_import_says_why_and_how_to_fix_it(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real import that fails as apt's picamera2 does in a venv with numpy 2 on Raspberry Pi OS Bookworm (its
+    simplejpeg was built for numpy 1.x): a one-line CaptureError naming the fix, not a traceback."""
+    pkg = tmp_path / "picamera2"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        'raise ValueError("numpy.dtype size changed, may indicate binary incompatibility. '
+        'Expected 96 from C header, got 88 from PyObject")\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    src = open_source("auto")  # found, so chosen over /dev/video0
+    assert isinstance(src, PiCameraSource)
+    with pytest.raises(CaptureError) as e, src:
+        pass
+    msg = str(e.value)
+    assert msg.startswith("picamera2 is installed but fails to import (ValueError: numpy.dtype size changed")
+    assert "pip install --force-reinstall simplejpeg" in msg and "\n" not in msg and not src.is_open
+
+
 def test_picamera_call_sequence_with_a_stand_in_module(monkeypatch: pytest.MonkeyPatch) -> None:
     """Not a test of libcamera: only that the documented picamera2 calls are made and the camera is closed."""
     calls: list[str] = []

@@ -44,10 +44,10 @@ def test_resume_continues_from_checkpoint(tmp_path, synth_dir):
 
     run = tmp_path / "run"
     config = tiny_config(synth_dir, steps=4)
-    config["stages"][0]["data"][0].update(tilt=6, lowres=2.5, erase=0.4, balance=1.0)  # kept for the resume
+    config["stages"][0]["data"][0].update(tilt=6, skew=10, lowres=2.5, erase=0.4, balance=1.0)  # kept for the resume
     train(parse_config(config), run, verbose=False)
     saved = (run / "config.yaml").read_text()
-    assert "tilt: 6.0" in saved and "lowres: 2.5" in saved and "erase: 0.4" in saved
+    assert all(f"{k}: {v}" in saved for k, v in (("tilt", 6.0), ("skew", 10.0), ("lowres", 2.5), ("erase", 0.4)))
     cfg = (run / "config.yaml").read_text().replace("steps: 4", "steps: 6")
     (run / "config.yaml").write_text(cfg)
     metrics = train(None, run, resume=True, verbose=False)  # type: ignore[arg-type]
