@@ -30,9 +30,14 @@ if [ ! -x "$WORK/root/usr/bin/python3.11" ]; then
     for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$WORK/root"; done
 fi
 if [ ! -d "$WORK/site/ai_edge_litert" ]; then
+    # the runtime dependencies of pyproject.toml, as pip picks them on glibc 2.36 (Bookworm): it matches --platform
+    # tags exactly, so every manylinux level up to 2.36 is named
+    platforms=()
+    for tag in manylinux2014 manylinux_2_17 manylinux_2_27 manylinux_2_28 manylinux_2_31 manylinux_2_34 manylinux_2_36; do
+        platforms+=(--platform "${tag}_aarch64")
+    done
     pip install -q --target "$WORK/site" --python-version 3.11 --implementation cp --abi cp311 --only-binary=:all: \
-        --platform manylinux_2_27_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 \
-        ai-edge-litert numpy opencv-python-headless click
+        "${platforms[@]}" ai-edge-litert numpy opencv-python-headless click cryptography
 fi
 
 lpr() {  # lpr-sdk on the emulated aarch64 Python, from this checkout
