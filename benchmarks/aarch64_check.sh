@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The shipped bundles on LiteRT's aarch64 wheel, without a Raspberry Pi: an arm64 Python 3.11 (Debian 12's, as
-# on Raspberry Pi OS Bookworm) with the aarch64 wheels of ai-edge-litert, numpy and OpenCV, run under qemu-user
+# on Raspberry Pi OS Bookworm) with the aarch64 wheels of the runtime dependencies, run under qemu-user
 # with a Pi's CPU model (QEMU_CPU: cortex-a72 for a Pi 4, cortex-a76 for a Pi 5). Runs `lpr-sdk selftest`, then,
 # when ../shared/data is there, `lpr-sdk evaluate` of cn and latin on the test crops (int8 kernels are emulated
 # exactly; timings are not meaningful).
 #
-#   bash benchmarks/aarch64_check.sh                 # Debian 12/13 host, run as root (apt multiarch, ~150 MB)
+#   bash benchmarks/aarch64_check.sh                 # Debian 12 host, as root (apt multiarch; ~150 MB in WORK)
 #   QEMU_CPU=cortex-a76 bash benchmarks/aarch64_check.sh
 #   WORK=/tmp/lpr-aarch64 bash benchmarks/aarch64_check.sh evaluate models/cn --data ../shared/data/crops --json
 #
-# Needs qemu-user 8 or newer (`apt install -t bookworm-backports qemu-user` on Debian 12, `apt install qemu-user`
-# on Debian 13): LiteRT's invoke segfaults under Debian 12's qemu 7.2. Set QEMU=/path/to/qemu-aarch64 to pick one.
+# Needs qemu-user 8 or newer (`apt install -t bookworm-backports qemu-user`): LiteRT's invoke segfaults under
+# Debian 12's own qemu 7.2. Set QEMU=/path/to/qemu-aarch64 to pick one. The arm64 packages named below are
+# Debian 12's (Python 3.11); another release names them differently.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-/tmp/lpr-aarch64}
