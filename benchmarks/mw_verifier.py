@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from sdk.dataset import read_labels
-from sdk.decode import decode, softmax
+from sdk.decode import decode, labels_of, softmax
 from sdk.errors import ImageError
 from sdk.image import plate_input, read_image
 from sdk.recognizer import Recognizer
@@ -128,7 +128,7 @@ def main() -> None:
     WIN_H, WIN_W, SLACK = WIN_H * a.scale, WIN_W * a.scale, SLACK * a.scale
     rec = Recognizer(a.bundle)
     m = rec.manifest
-    classes = [m.alphabet.index(c) + (m.alphabet.index(c) >= m.blank_index) for c in GLYPHS]
+    classes = labels_of(GLYPHS, m.alphabet, m.blank_index)
     rows = {s: read_rows(rec, a.data, s, ["br", "us"], a.scale) for s in ("train", "test")}
     xs, ys = glyph_windows(rows["train"], rec)
     if a.synth:

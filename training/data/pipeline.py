@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from sdk.dataset import read_labels
+from sdk.decode import labels_of
 from sdk.errors import LprError
 from sdk.image import plate_input, read_image
 from training.config import DataSource
@@ -32,7 +33,7 @@ class PlateArrays:
 def encode(text: str, alphabet: str) -> list[int]:
     """Text -> class indices (the blank is len(alphabet)); raise for characters outside the alphabet."""
     try:
-        return [alphabet.index(c) for c in text]
+        return labels_of(text, alphabet, len(alphabet))
     except ValueError as e:
         raise LprError(f"plate text {text!r} has characters outside the model's alphabet") from e
 
