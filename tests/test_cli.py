@@ -238,6 +238,24 @@ def test_train_then_resume(synth_dir, tmp_path):
     assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 3
 
 
+@needs_tf
+def test_train_distributed(synth_dir, tmp_path, monkeypatch):
+    """--distribute mirrored runs the same entry point over the local replicas (here the CPU alone);
+    multi-worker without a cluster description is a one-line error."""
+    import yaml
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(synth_dir, steps=2), allow_unicode=True), encoding="utf-8")
+    result = run("train", "recognizer", "--config", config, "--run-dir", tmp_path / "run", "--distribute", "mirrored")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 2
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    args = ("--config", config, "--run-dir", tmp_path / "run2", "--distribute", "multi-worker")
+    assert "needs TF_CONFIG" in assert_user_error(run("train", "recognizer", *args), code=2)
+    assert not (tmp_path / "run2").exists()
+    assert run("train", "detector", *args).exit_code == 2  # the detector trains on one machine
+
+
 def test_train_needs_exactly_one_of_config_or_resume():
     assert run("train", "recognizer").exit_code == 2
 

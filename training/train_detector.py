@@ -23,7 +23,7 @@ from sdk.bundle import write_bundle
 from sdk.dataset import read_scenes
 from sdk.detector import Detector
 from sdk.evaluate import evaluate_detector
-from training.config import DetectorConfig, load_detector_config, open_run
+from training.config import ConfigError, DetectorConfig, load_detector_config, open_run
 from training.data.detector_data import DetectorArrays, build_arrays, mine_corner_crops
 from training.export import base_manifest, convert_int8
 from training.models.detector import build_corners, build_proposal
@@ -111,25 +111,28 @@ def _fit(
     verbose: bool,
     init: Path | None = None,
     fake_quant: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> list[dict]:
     """Train one stage's network on (x, y) in ``folder`` (resumable per epoch), from ``init`` weights if given.
 
     ``fake_quant`` trains the quantisation-aware build; its weights are the plain build's (no extra variables).
+    A model built in ``strategy``'s scope is fitted by it: each batch split over its replicas.
     """
     x, y = data
     folder.mkdir(parents=True, exist_ok=True)
     if (done := _finished(folder)) is not None:
         return done
     scfg = getattr(cfg, stage)
-    model = build_stage(cfg, stage, fake_quant=fake_quant)
-    if init is not None:
-        model.load_weights(init)
     steps = max(1, len(x) // scfg.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(lr, steps * epochs, alpha=0.02)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4, clipnorm=5.0),
-        loss=proposal_loss if stage == "proposal" else corners_loss,
-    )
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = build_stage(cfg, stage, fake_quant=fake_quant)
+        if init is not None:
+            model.load_weights(init)
+        schedule = keras.optimizers.schedules.CosineDecay(lr, steps * epochs, alpha=0.02)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4, clipnorm=5.0),
+            loss=proposal_loss if stage == "proposal" else corners_loss,
+        )
     log = folder / "history.csv"  # appended per epoch, so a resumed run keeps the earlier epochs
     model.fit(
         _dataset(x, y, scfg.batch_size, cfg.seed),
@@ -154,22 +157,31 @@ def _finished(folder: Path) -> list[dict] | None:
     return json.loads((folder / "history.json").read_text())
 
 
-def _train_stage(cfg: DetectorConfig, run: Path, stage: str, arrays: DetectorArrays, verbose: bool) -> list[dict]:
+def _train_stage(
+    cfg: DetectorConfig, run: Path, stage: str, arrays: DetectorArrays, verbose: bool, strategy: tf.distribute.Strategy
+) -> list[dict]:
     scfg = getattr(cfg, stage)
     data = (arrays.frames, arrays.targets) if stage == "proposal" else (arrays.crops, arrays.crop_targets)
-    return _fit(cfg, run / stage, stage, data, scfg.epochs, scfg.lr, verbose)
+    return _fit(cfg, run / stage, stage, data, scfg.epochs, scfg.lr, verbose, strategy=strategy)
 
 
-def _train_qat(cfg: DetectorConfig, run: Path, arrays: DetectorArrays, verbose: bool) -> list[dict]:
+def _train_qat(
+    cfg: DetectorConfig, run: Path, arrays: DetectorArrays, verbose: bool, strategy: tf.distribute.Strategy
+) -> list[dict]:
     """Fine-tune the trained proposal stage with its ReLU6 outputs on the int8 grid (quantisation-aware)."""
     p = cfg.proposal
     data = (arrays.frames, arrays.targets)
     init = run / "proposal" / "final.weights.h5"
-    return _fit(cfg, run / "proposal_qat", "proposal", data, p.qat_epochs, p.qat_lr, verbose, init, fake_quant=True)
+    return _fit(cfg, run / "proposal_qat", "proposal", data, p.qat_epochs, p.qat_lr, verbose, init, True, strategy)
 
 
 def _train_mined(
-    cfg: DetectorConfig, run: Path, arrays: DetectorArrays, verbose: bool, limit: int | None
+    cfg: DetectorConfig,
+    run: Path,
+    arrays: DetectorArrays,
+    verbose: bool,
+    limit: int | None,
+    strategy: tf.distribute.Strategy,
 ) -> list[dict]:
     """Fine-tune the trained corners stage on its crops plus those mined from the proposal stage's proposals."""
     folder = run / "corners_mined"
@@ -186,7 +198,8 @@ def _train_mined(
         print(f"mined {len(x)} corners crops ({int(y[:, 0].sum()) if len(y) else 0} plates) from the proposals")
     data = (np.concatenate([arrays.crops, x]), np.concatenate([arrays.crop_targets, y]))
     c = cfg.corners
-    return _fit(cfg, folder, "corners", data, c.mine_epochs, c.mine_lr, verbose, run / "corners" / "final.weights.h5")
+    init = run / "corners" / "final.weights.h5"
+    return _fit(cfg, folder, "corners", data, c.mine_epochs, c.mine_lr, verbose, init, strategy=strategy)
 
 
 def _int8_proposal(cfg: DetectorConfig, model: keras.Model, frames: np.ndarray, out: Path, n: int = 200) -> Detector:
@@ -281,11 +294,19 @@ def train_detector(
     resume: bool = False,
     verbose: bool = True,
     limit: int | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """Train both stages of ``cfg`` in ``run_dir`` (or resume the run there); return the float eval metrics.
 
-    ``limit`` caps the frames read per data source (for tests and quick trials).
+    ``limit`` caps the frames read per data source (for tests and quick trials). ``strategy``
+    (:mod:`training.distribute`): one machine's (none or mirrored); the detector does not train across workers.
+
+    Raises:
+        ConfigError: a multi-worker strategy.
     """
+    strategy = strategy or tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ConfigError("the detector trains on one machine: --distribute none or mirrored, not multi-worker")
     cfg, run = open_run(cfg, run_dir, resume, load_detector_config)
     keras.utils.set_random_seed(cfg.seed)
     arrays = load_or_build_arrays(cfg, run, limit)
@@ -294,11 +315,11 @@ def train_detector(
             f"detector data: {len(arrays.frames)} frames, {len(arrays.crops)} crops "
             f"({int(arrays.crop_targets[:, 0].sum())} plates)"
         )
-    histories = {stage: _train_stage(cfg, run, stage, arrays, verbose) for stage in STAGES}
+    histories = {stage: _train_stage(cfg, run, stage, arrays, verbose, strategy) for stage in STAGES}
     if cfg.proposal.qat_epochs > 0:
-        histories["proposal_qat"] = _train_qat(cfg, run, arrays, verbose)
+        histories["proposal_qat"] = _train_qat(cfg, run, arrays, verbose, strategy)
     if cfg.corners.mine_epochs > 0:
-        histories["corners_mined"] = _train_mined(cfg, run, arrays, verbose, limit)
+        histories["corners_mined"] = _train_mined(cfg, run, arrays, verbose, limit, strategy)
     plot_curves(run, histories)
     metrics: dict[str, Any] = {"history": histories}
     if cfg.eval is not None:

@@ -24,6 +24,7 @@ from sdk.decode import decode_batch
 from sdk.formats import ALPHABETS
 from training.config import ConfigError, TrainConfig, load_config, open_run
 from training.data.pipeline import PlateArrays, load_arrays, make_dataset, oversample_rare
+from training.distribute import check_batch_split, distribute, is_chief
 from training.models.crnn import build_crnn
 from training.models.glyph import build_glyph_decoder, decoder_layers, glyph_labels, text_box
 from training.models.lprnet import build_lprnet, split_weights
@@ -162,57 +163,75 @@ def _glyph_box(cfg: TrainConfig, alphabet: str) -> list[float]:
     return [round(float(v), 4) for v in text_box(images)]
 
 
-def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, verbose: bool = True) -> dict[str, Any]:
-    """Run every stage of ``cfg`` in ``run_dir``, or resume the run there (its own config); return the final metrics."""
+def train(
+    cfg: TrainConfig | None,
+    run_dir: str | Path,
+    resume: bool = False,
+    verbose: bool = True,
+    strategy: tf.distribute.Strategy | None = None,
+) -> dict[str, Any]:
+    """Run every stage of ``cfg`` in ``run_dir``, or resume the run there (its own config); return the final metrics.
+
+    ``strategy`` (:mod:`training.distribute`) spreads each step's batch over its replicas; on a multi-worker
+    cluster only the chief writes the run folder. Default: one device.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    verbose = verbose and chief
     cfg, run = open_run(cfg, run_dir, resume, load_config)
+    check_batch_split(cfg.batch_size, strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(cfg.seed)
     alphabet = ALPHABETS[cfg.alphabet]
     blank = len(alphabet)
-    model = build_model(cfg)
-    opt = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4, clipnorm=5.0)
-    models = {"model.weights.h5": model}
-    variables = list(model.trainable_variables)
-    glyph = build_glyph_decoder(model) if cfg.glyph_weight > 0 else None
-    if glyph is not None:  # one optimizer for both steps: the shared backbone keeps one set of moments
-        models["glyph.weights.h5"] = glyph
-        variables += [v for layer in decoder_layers(glyph) for v in layer.trainable_variables]
-    state: dict[str, Any] = {"step": 0, "history": []}
-    average = None
-    if resume and (run / "state.json").is_file():
-        state = _load_checkpoint(run, models, opt, variables)
-        average = _load_average(run, state)
-        if verbose:
-            print(f"resumed {run} at step {state['step']}")
-    else:
-        opt.build(variables)
-        if cfg.init:
-            n = init_from(model, cfg.init)
+    with strategy.scope():  # every variable (model, optimizer) is mirrored over the replicas
+        model = build_model(cfg)
+        opt = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4, clipnorm=5.0)
+        models = {"model.weights.h5": model}
+        variables = list(model.trainable_variables)
+        glyph = build_glyph_decoder(model) if cfg.glyph_weight > 0 else None
+        if glyph is not None:  # one optimizer for both steps: the shared backbone keeps one set of moments
+            models["glyph.weights.h5"] = glyph
+            variables += [v for layer in decoder_layers(glyph) for v in layer.trainable_variables]
+        state: dict[str, Any] = {"step": 0, "history": []}
+        average = None
+        if resume and (run / "state.json").is_file():
+            state = _load_checkpoint(run, models, opt, variables)
+            average = _load_average(run, state)
             if verbose:
-                print(f"initialised {n} layers from {cfg.init}")
+                print(f"resumed {run} at step {state['step']}")
+        else:
+            opt.build(variables)
+            if cfg.init:
+                n = init_from(model, cfg.init)
+                if verbose:
+                    print(f"initialised {n} layers from {cfg.init}")
     if glyph is not None and "glyph_box" not in state:
         state["glyph_box"] = _glyph_box(cfg, alphabet)
     eval_arrays = load_arrays(cfg.eval, alphabet, cfg.input_size, cfg.regions) if cfg.eval else None
 
-    @tf.function(reduce_retracing=True)
-    def train_step(x, y, n):
+    # Each replica's loss is its share of the global batch mean (summed over the batch, divided by the global
+    # batch), so the optimizer's sum of the replicas' gradients is the gradient of the global mean.
+    def ctc_step(x, y, n):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             t = tf.fill([tf.shape(logits)[0]], tf.shape(logits)[1])
-            loss = tf.reduce_mean(tf.nn.ctc_loss(y, logits, n, t, logits_time_major=False, blank_index=blank))
+            per_plate = tf.nn.ctc_loss(y, logits, n, t, logits_time_major=False, blank_index=blank)
+            loss = tf.reduce_sum(per_plate) / cfg.batch_size
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
-    @tf.function(reduce_retracing=True)
-    def glyph_step(x, g):
+    def glyph_aux_step(x, g):
         """The auxiliary step on the same batch: squared error to the glyph image, summed over its pixels (the
         per-plate scale of the CTC loss) and averaged over the batch, through the shared backbone."""
         with tf.GradientTape() as tape:
             err = glyph(x, training=True) - tf.cast(g, tf.float32) / 255.0
-            loss = cfg.glyph_weight * tf.reduce_mean(tf.reduce_sum(tf.square(err), axis=(1, 2, 3)))
+            loss = cfg.glyph_weight * tf.reduce_sum(tf.square(err)) / cfg.batch_size
         grads = tape.gradient(loss, glyph.trainable_variables)
         opt.apply_gradients(zip(grads, glyph.trainable_variables, strict=True))
         return loss
+
+    train_step, glyph_step = _on_replicas(strategy, ctc_step), _on_replicas(strategy, glyph_aux_step)
 
     if cfg.model.stn:  # identity during the warm-up (a resumed run may already be past it)
         set_stn_gate(model, state["step"] >= cfg.model.stn_warmup)
@@ -231,22 +250,24 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
             glyphs = [glyph_labels(p[0].texts, size, box) for p in parts]
         if verbose:
             print(f"stage {stage.name}: {stage.steps} steps on {sum(len(p[0].images) for p in parts)} images")
-        it = iter(make_dataset(parts, cfg.batch_size, cfg.seed + state["step"], glyphs))
+        it = iter(distribute(strategy, make_dataset(parts, cfg.batch_size, cfg.seed + state["step"], glyphs)))
         bar = keras.utils.Progbar(stage.steps, verbose=1 if verbose else 0, stateful_metrics=["loss", "eval_acc"])
         bar.update(state["step"] - start)
         losses: list[float] = []
         glyph_losses: list[float] = []
-        t0 = time.perf_counter()
+        step_seconds: list[float] = []
         while state["step"] < end:
             local = state["step"] - start
             lr = _lr_at(local, stage.steps, stage.lr)
             opt.learning_rate.assign(lr)
             if cfg.model.stn and state["step"] == cfg.model.stn_warmup:
                 set_stn_gate(model, True)  # the warm-up is over: the transformer starts warping
+            t0 = time.perf_counter()
             batch = next(it)
             losses.append(float(train_step(*batch[:3])))
             if glyph is not None:
                 glyph_losses.append(float(glyph_step(batch[0], batch[3])))
+            step_seconds.append(time.perf_counter() - t0)
             state["step"] += 1
             shown = [("loss", float(np.mean(losses[-50:])))]
             if state["step"] % cfg.eval_every == 0 or state["step"] == end:
@@ -257,15 +278,17 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
                 }
                 if glyph_losses:
                     entry["glyph_loss"] = float(np.mean(glyph_losses[-cfg.eval_every :]))
-                entry["samples_per_s"] = round(len(losses) * cfg.batch_size / (time.perf_counter() - t0), 1)
-                if eval_arrays is not None:
+                # the median step of the window: neither the first step's tracing nor eval and checkpoints count
+                entry["samples_per_s"] = round(cfg.batch_size / float(np.median(step_seconds[-cfg.eval_every :])), 1)
+                if eval_arrays is not None and chief:
                     entry["eval_plate_accuracy"] = plate_accuracy(model, eval_arrays, alphabet)
                     shown.append(("eval_acc", entry["eval_plate_accuracy"]))
                 state["history"].append(entry)
                 if cfg.average_from and state["step"] >= cfg.average_from:
                     average = _add_to_average(average, model.get_weights(), state.get("averaged", 0))
                     state["averaged"] = state.get("averaged", 0) + 1
-                _save_checkpoint(run, models, opt, state, average)
+                if chief:
+                    _save_checkpoint(run, models, opt, state, average)
             bar.update(local + 1, shown)
         start = end
     metrics: dict[str, Any] = {"steps": state["step"], "history": state["history"]}
@@ -274,6 +297,8 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
             metrics["last_weights_plate_accuracy_float_greedy"] = plate_accuracy(model, eval_arrays, alphabet)
         model.set_weights([a.astype(w.dtype) for a, w in zip(average, model.get_weights(), strict=True)])
         metrics["averaged_snapshots"] = state["averaged"]
+    if not chief:  # the chief writes the run folder
+        return metrics
     model.save_weights(run / "final.weights.h5")
     if eval_arrays is not None:
         metrics["eval"] = {
@@ -286,6 +311,17 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False, ve
     if state["history"]:
         plot_curves(state["history"], run / "curves.png")
     return metrics
+
+
+def _on_replicas(strategy: tf.distribute.Strategy, step: Any) -> Any:
+    """``step`` (one replica's share of a batch -> its loss) as a compiled step over a distributed batch that
+    returns the summed loss (the global batch mean)."""
+
+    @tf.function(reduce_retracing=True)
+    def run(*batch):
+        return strategy.reduce("SUM", strategy.run(step, args=batch), axis=None)
+
+    return run
 
 
 def load_trained(run_dir: str | Path, for_export: bool = False) -> tuple[TrainConfig, keras.Model]:

@@ -50,29 +50,56 @@ def _run_folder(config: Path | None, run_dir: Path | None, resume: Path | None, 
     return cfg, run_dir or Path("runs") / f"{cfg.name}-{stamp}"
 
 
+def _distribute_option(*names: str) -> Callable[..., Any]:
+    return click.option(
+        "--distribute",
+        type=click.Choice(names),
+        default="none",
+        show_default=True,
+        help="Data-parallel training with tf.distribute: mirrored = every local GPU (the CPU if none), "
+        "multi-worker = the cluster in TF_CONFIG (run the same command on each worker). "
+        "batch_size stays the global batch.",
+    )
+
+
+def _strategy(name: str) -> Any:
+    """The tf.distribute strategy, made before any other TensorFlow work (multi-worker needs that)."""
+    from training.distribute import make_strategy
+
+    return make_strategy(name)
+
+
 @train_group.command("recognizer")
 @_run_options
-def train_recognizer_cmd(config: Path | None, run_dir: Path | None, resume: Path | None) -> None:
+@_distribute_option("none", "mirrored", "multi-worker")
+def train_recognizer_cmd(config: Path | None, run_dir: Path | None, resume: Path | None, distribute: str) -> None:
     """Train a CTC plate recogniser: a new run from --config, or continue one with --resume."""
     need_training("tensorflow", "yaml")
+    strategy = _strategy(distribute)
     from training.config import load_config
+    from training.distribute import is_chief
     from training.train_recognizer import train
 
     cfg, run = _run_folder(config, run_dir, resume, load_config)
-    train(cfg, run, resume=resume is not None)
-    click.echo(f"metrics: {run / 'metrics.json'}")
+    train(cfg, run, resume=resume is not None, strategy=strategy)
+    if is_chief(strategy):
+        click.echo(f"metrics: {run / 'metrics.json'}")
+    else:
+        click.echo("done: this worker's steps are in the chief's run folder")
 
 
 @train_group.command("detector")
 @_run_options
-def train_detector_cmd(config: Path | None, run_dir: Path | None, resume: Path | None) -> None:
+@_distribute_option("none", "mirrored")
+def train_detector_cmd(config: Path | None, run_dir: Path | None, resume: Path | None, distribute: str) -> None:
     """Train the plate detector cascade (proposal + corners networks): a new run from --config, or --resume one."""
     need_training("tensorflow", "yaml")
+    strategy = _strategy(distribute)
     from training.config import load_detector_config
     from training.train_detector import train_detector
 
     cfg, run = _run_folder(config, run_dir, resume, load_detector_config)
-    metrics = train_detector(cfg, run, resume=resume is not None)
+    metrics = train_detector(cfg, run, resume=resume is not None, strategy=strategy)
     if "eval" in metrics:
         m = metrics["eval"]["float"]["overall"]
         click.echo(f"float AP@0.5 {m['ap_50']}  AP@0.7 {m['ap_70']}  recall@0.5 {m['recall_50']}")
