@@ -20,14 +20,15 @@ pytestmark = needs_tf
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# argv: data folder, run folder, "mirrored" | "multi-worker" | "detector"; prints the loss history as JSON.
+# argv: data folder, run folder, "mirrored" | "multi-worker" | "multi-worker-resume" | "detector"; prints the result
+# as JSON.
 SCRIPT = """
 import json, sys
 from pathlib import Path
 import tensorflow as tf
 from training.distribute import is_chief, make_strategy
 data, run, kind = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-if kind == "multi-worker":
+if kind.startswith("multi-worker"):
     strategy = make_strategy("multi-worker")
 else:  # two replicas on one machine
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -47,8 +48,14 @@ if kind == "detector":
     print("RESULT", json.dumps({"replicas": strategy.num_replicas_in_sync, "history": history}))
     sys.exit()
 from tests.conftest import tiny_config
-from training.config import parse_config
+from training.config import ConfigError, parse_config
 from training.train_recognizer import train
+if kind == "multi-worker-resume":
+    try:
+        train(None, run, resume=True, verbose=False, strategy=strategy)
+    except ConfigError as e:
+        print("RESULT", json.dumps({"error": str(e)}))
+    sys.exit()
 config = tiny_config(data, steps=6)
 config["eval_every"] = 3
 metrics = train(parse_config(config), run, verbose=False, strategy=strategy)
@@ -113,6 +120,11 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(mirrored, synth_dir
     assert chief["losses"] == pytest.approx(mirrored[0]["losses"][:2], rel=1e-4)
     assert (tmp_path / "w0" / "final.weights.h5").is_file()
     assert not (tmp_path / "w1" / "final.weights.h5").exists() and not (tmp_path / "w1" / "checkpoint").exists()
+
+    # Resuming where worker 1 cannot see the chief's checkpoint: both stop, saying why, instead of training apart.
+    procs = [_spawn(synth_dir, tmp_path / f"w{i}", "multi-worker-resume", task) for i, task in enumerate(tasks)]
+    for result in (_result(p) for p in procs):
+        assert "the workers resume at different steps" in result["error"] and "their mean 3)" in result["error"]
 
 
 def test_the_global_batch_must_split_over_the_replicas():

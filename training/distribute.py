@@ -78,3 +78,22 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> tf
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
+def check_same_step(strategy: tf.distribute.Strategy, step: int) -> None:
+    """On a multi-worker cluster, check that every worker resumes at the same step (a worker that does not see the
+    chief's checkpoint would start afresh and train out of step).
+
+    Raises:
+        ConfigError: the workers disagree.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    # ReduceOp has only SUM and MEAN: the steps are all equal exactly when n * sum(step^2) == sum(step)^2
+    mine = strategy.run(lambda: tf.constant([step, step * step, 1], tf.float64))
+    total, squares, n = strategy.reduce("SUM", mine, axis=None).numpy()
+    if n * squares != total * total:
+        raise ConfigError(
+            f"the workers resume at different steps (this one at {step}, their mean {total / n:g}): every worker "
+            "needs the run folder's checkpoint/ and state.json (shared storage, or a copy of the chief's)"
+        )

@@ -24,7 +24,7 @@ from sdk.decode import decode_batch
 from sdk.formats import ALPHABETS
 from training.config import ConfigError, TrainConfig, load_config, open_run
 from training.data.pipeline import PlateArrays, load_arrays, make_dataset, oversample_rare
-from training.distribute import check_batch_split, distribute, is_chief
+from training.distribute import check_batch_split, check_same_step, distribute, is_chief
 from training.models.crnn import build_crnn
 from training.models.glyph import build_glyph_decoder, decoder_layers, glyph_labels, text_box
 from training.models.lprnet import build_lprnet, split_weights
@@ -205,6 +205,7 @@ def train(
                 n = init_from(model, cfg.init)
                 if verbose:
                     print(f"initialised {n} layers from {cfg.init}")
+    check_same_step(strategy, state["step"])
     if glyph is not None and "glyph_box" not in state:
         state["glyph_box"] = _glyph_box(cfg, alphabet)
     eval_arrays = load_arrays(cfg.eval, alphabet, cfg.input_size, cfg.regions) if cfg.eval else None
