@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +32,29 @@ def sample_crop(height: int, width: int) -> np.ndarray:
     row = np.linspace(0, 255, width, dtype=np.float64)
     gray = np.clip(row[None, :] * 0.7 + np.linspace(0, 76, height)[:, None], 0, 255).astype(np.uint8)
     return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def memory_mib() -> dict[str, float | None]:
+    """This process's resident memory now (``rss_mib``, from /proc: Linux only) and its peak so far
+    (``peak_rss_mib``), in MiB; None where the OS does not say."""
+    rss = peak = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    try:
+        import resource  # not on Windows
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    except ImportError:
+        pass
+    if rss is not None and peak is not None:
+        peak = max(peak, rss)  # the two are counted in different units (pages, KiB)
+    return {k: None if v is None else round(v, 1) for k, v in (("rss_mib", rss), ("peak_rss_mib", peak))}
+
+
+def _grown(before: dict[str, float | None]) -> float | None:
+    """MiB of resident memory gained since ``before`` (a :func:`memory_mib`)."""
+    now = memory_mib()["rss_mib"]
+    return None if now is None or before["rss_mib"] is None else round(now - before["rss_mib"], 1)
 
 
 def _ms(t0: float) -> float:
@@ -71,7 +97,9 @@ def bench_recognizer(
 
     Returns:
         ``{"bundle", "model_bytes", "backend", "input_shape", "results": [{"threads", "latency_ms_median",
-        "latency_ms_p90", "second_look_ms_median", "invoke_ms_median"}, ...]}``.
+        "latency_ms_p90", "second_look_ms_median", "invoke_ms_median"}, ...], "memory": {"recognizer_mib",
+        "rss_mib", "peak_rss_mib"}}``: resident memory gained by building and running the first recogniser,
+        and the process's at the end and at its peak (:func:`memory_mib`).
 
     Raises:
         ValueError: ``threads`` empty or below 1, ``runs`` below 1 or ``warmup`` negative.
@@ -81,11 +109,13 @@ def bench_recognizer(
         raise ValueError(f"need threads >= 1, runs >= 1 and warmup >= 0; got {list(threads)}, {runs}, {warmup}")
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     img = sample_crop(*b.manifest.input_hw) if image is None else image
-    backend, results = "", []
+    backend, results, grown = "", [], None
     for t in threads:
+        before = memory_mib()
         rec = Recognizer(b, threads=int(t), second_look=False)
         backend = rec.backend
         latency = _times(rec.recognize, img, warmup, runs)
+        grown = _grown(before) if grown is None else grown  # the first recogniser's interpreter and buffers
         looking = Recognizer(b, threads=int(t), accept_confidence=math.inf)  # every read takes a second look
         second_look = _times(looking.recognize, img, warmup, runs)
         rec.logits(rec.prepare(img))  # sets the input tensor once; the loop below times invoke() alone
@@ -109,6 +139,7 @@ def bench_recognizer(
         "backend": backend,
         "input_shape": list(b.manifest.input.shape),
         "results": results,
+        "memory": {"recognizer_mib": grown, **memory_mib()},
     }
 
 
@@ -125,13 +156,16 @@ def bench_pipeline(
 
     Each frame is resized to 1280x720 first; ``runs`` calls of ``process()`` cycle through the frames after
     ``warmup`` untimed ones. ``margins`` as in :class:`~sdk.pipeline.Pipeline`. Reports the median total and
-    per-stage latency, FPS (1000 / median total) and plates found per frame.
+    per-stage latency, FPS (1000 / median total) and plates found per frame, and under ``memory`` the resident
+    memory gained by building and running the first pipeline (``pipeline_mib``) and the process's at the end and
+    at its peak (which include the frames held for the benchmark).
     """
     if not frames or not threads or min(threads) < 1 or runs < 1 or warmup < 0:
         raise ValueError("need frames, threads >= 1, runs >= 1 and warmup >= 0")
     hd = [cv2.resize(f, (1280, 720)) for f in frames]
-    results, sizes, backend = [], {}, ""
+    results, sizes, backend, grown = [], {}, "", None
     for t in threads:
+        before = memory_mib()
         pipe = Pipeline(detector, recognizers, threads=int(t), margins=margins)
         sizes, backend = pipe.model_bytes, pipe.detector.backend
         for i in range(warmup):
@@ -144,6 +178,7 @@ def bench_pipeline(
             plates.append(len(r.plates))
             for s in stage:
                 stage[s].append(r.timings_ms[s])
+        grown = _grown(before) if grown is None else grown  # the first pipeline's models, arenas and buffers
         med = float(np.median(total))
         results.append(
             {
@@ -162,4 +197,5 @@ def bench_pipeline(
         "model_bytes": sizes,
         "backend": backend,
         "results": results,
+        "memory": {"pipeline_mib": grown, **memory_mib()},  # the process's rss holds the benchmark's frames too
     }

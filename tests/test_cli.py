@@ -159,6 +159,20 @@ def test_bench_json(tiny_bundle):
     assert [r["threads"] for r in report["results"]] == [1, 2]
     keys = {"latency_ms_median", "latency_ms_p90", "second_look_ms_median", "invoke_ms_median"}
     assert all(keys <= set(r) for r in report["results"])
+    assert set(report["memory"]) == {"recognizer_mib", "rss_mib", "peak_rss_mib"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").is_file(), reason="resident memory is read from /proc (Linux)")
+def test_memory_counts_what_the_process_holds():
+    import numpy as np
+
+    from sdk.bench import memory_mib
+
+    before = memory_mib()
+    block = np.ones(64 * 2**20, np.uint8)  # 64 MiB, every page touched
+    after = memory_mib()
+    assert after["rss_mib"] - before["rss_mib"] > 60
+    assert after["peak_rss_mib"] >= after["rss_mib"] and block.sum() == 64 * 2**20
 
 
 def test_inspect_json_lists_ops(tiny_bundle):

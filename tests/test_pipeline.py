@@ -77,6 +77,7 @@ def test_run_cli_on_a_video_file(tiny_detector, tiny_bundle, tmp_path):
     assert [x["frame"] for x in lines[:-1]] == [0, 1, 2, 3]
     s = lines[-1]["summary"]
     assert s["frames"] == 4 and set(s["model_bytes"]) == {"detector", "tiny-cn"} and s["fps"] > 0
+    assert s["peak_rss_mib"] > 0
     assert len(list((tmp_path / "ann").glob("*.jpg"))) == 4
     r = CliRunner().invoke(main, [*args, "--max-frames", "2"])
     assert r.exit_code == 0 and r.output.count("frame ") == 2
@@ -146,6 +147,8 @@ def test_bench_pipeline_cli(tiny_detector, tiny_bundle):
     report = json.loads(r.output)
     assert report["frame_size"] == [1280, 720] and [x["threads"] for x in report["results"]] == [1, 2]
     assert set(report["results"][0]["stage_ms_median"]) == {"detect", "rectify", "recognise", "decode"}
+    assert set(report["memory"]) == {"pipeline_mib", "rss_mib", "peak_rss_mib"}
+    assert report["memory"]["peak_rss_mib"] >= report["memory"]["rss_mib"] > 0
     assert CliRunner().invoke(main, ["bench"]).exit_code == 2  # neither a bundle nor --pipeline
 
 

@@ -70,6 +70,7 @@ def bench_cmd(
     Median and p90 latency of recognize() for a sure read (one look), the median for an unsure one (a second
     look at four more views) and the median bare interpreter invoke of BUNDLE, per thread count.
     With --pipeline: end-to-end FPS and per-stage median latency on 1280x720 frames (no BUNDLE needed).
+    Both end with resident memory: what the first recogniser (pipeline) added, the process's, and its peak.
     """
     if pipeline:
         _bench_pipeline(frames, detector, recognizers, threads, min(runs, 100), min(warmup, 5), margins, as_json)
@@ -91,6 +92,7 @@ def bench_cmd(
             f"{r['threads']:>7} {r['latency_ms_median']:>10.3f} {r['latency_ms_p90']:>10.3f} "
             f"{r['second_look_ms_median']:>12.3f} {r['invoke_ms_median']:>10.3f}"
         )
+    click.echo(_memory_line(report["memory"], "recognizer_mib", "the recogniser"))
 
 
 def _bench_pipeline(
@@ -121,3 +123,8 @@ def _bench_pipeline(
             f"threads {r['threads']}: {r['fps']} FPS (median {r['latency_ms_median']} ms, p90 {r['latency_ms_p90']}); "
             f"{stages}; {r['plates_per_frame']} plates/frame"
         )
+    click.echo(_memory_line(report["memory"], "pipeline_mib", "the pipeline"))
+
+
+def _memory_line(memory: dict, key: str, what: str) -> str:
+    return f"memory: {what} {memory[key]} MiB; process {memory['rss_mib']} MiB, peak {memory['peak_rss_mib']} MiB"

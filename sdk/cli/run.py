@@ -8,6 +8,7 @@ import click
 import cv2
 import numpy as np
 
+from sdk.bench import memory_mib
 from sdk.bundle import SAMPLE_DRIVE
 from sdk.capture import open_source
 from sdk.cli._common import echo_json, margins_option
@@ -132,6 +133,7 @@ def run_cmd(
             "model_bytes": pipe.model_bytes,
             "backend": pipe.detector.backend,
             "threads": threads,
+            "peak_rss_mib": memory_mib()["peak_rss_mib"],
             **({"vehicles": vehicles} if tracker else {}),
         }
     }
@@ -145,4 +147,5 @@ def run_cmd(
             + (f", {n} skipped" if (n := s["skipped_frames"] + skipped) else "")
             + f", {s['fps']} FPS; median ms per stage: "
             + ", ".join(f"{k} {v}" for k, v in s["latency_ms_median"].items())
+            + f"; peak memory {s['peak_rss_mib']} MiB"
         )
