@@ -18,9 +18,9 @@ imports, was built for the system's numpy 1.24: without the simplejpeg line, imp
 It uses picamera2 when it is installed, else /dev/video0 (or --source: a device, video file, RTSP/HTTP URL or
 image folder). Each frame with plates is printed as one JSON line (and appended to --out); with --track each
 plate also carries a track id, and one {"vehicle": ...} line per vehicle gives its read fused over every frame
-it was seen in (printed when it has left the view, or when the loop stops). Every
---report-every frames a line with FPS and per-stage latency goes to stderr. SIGINT/SIGTERM stop it cleanly
-after the current frame, with a final summary. A camera that drops out is reopened with back-off.
+it was seen in (printed when it has left the view, or when the loop stops). Every --report-every frames a line
+with FPS, per-stage latency and resident memory goes to stderr. SIGINT/SIGTERM stop it cleanly after the current
+frame, with a final summary. A camera that drops out is reopened with back-off.
 
 Run it as a service: `lpr-sdk deploy PACKAGE USER@HOST --service` copies this script next to the deployed
 bundles and writes a systemd unit that runs it on the package's recogniser (and its detector, when the package
@@ -38,6 +38,7 @@ import signal
 import sys
 from pathlib import Path
 
+from sdk.bench import memory_mib
 from sdk.capture import open_source
 from sdk.errors import LprError
 from sdk.pipeline import Pipeline, margins_for
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 for vehicle in step.ended if step else ():
                     emit({"vehicle": vehicle.to_dict()})
                 if args.report_every and pipe.stats.frames % args.report_every == 0:
-                    print(json.dumps({"report": pipe.stats.summary()}), file=sys.stderr, flush=True)
+                    report = {**pipe.stats.summary(), **memory_mib()}  # a growing rss_mib is a leak
+                    print(json.dumps({"report": report}), file=sys.stderr, flush=True)
                 if stop:
                     break
             for vehicle in tracker.flush() if tracker else ():
@@ -113,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     except LprError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({"summary": {**pipe.stats.summary(), "model_bytes": pipe.model_bytes}}), file=sys.stderr)
+    summary = {**pipe.stats.summary(), "model_bytes": pipe.model_bytes, **memory_mib()}
+    print(json.dumps({"summary": summary}), file=sys.stderr)
     return 0
 
 

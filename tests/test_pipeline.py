@@ -125,6 +125,7 @@ def test_camera_loop_runs_headless_and_stops_on_sigterm(tiny_detector, tiny_bund
     assert proc.returncode == 0, err
     summary = json.loads(err.strip().splitlines()[-1])["summary"]
     assert 1 <= summary["frames"] < 240 and "signal" in err and '"report"' in err
+    assert summary["peak_rss_mib"] >= summary["rss_mib"] > 0
     assert len((tmp_path / "reads.jsonl").read_text().splitlines()) == summary["frames"]
 
 
