@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -98,21 +99,29 @@ class FrameResult:
         }
 
 
+STATS_WINDOW = 1000  # frames whose stage latencies the running medians are taken over
+
+
+def _window() -> deque[float]:
+    return deque(maxlen=STATS_WINDOW)
+
+
 @dataclass
 class RunStats:
-    """Running totals of a pipeline: frames, skipped frames, per-stage latencies and wall time."""
+    """Running totals of a pipeline: frames, skipped frames, plates and wall time, and the per-stage latencies of
+    the last ``STATS_WINDOW`` frames (a camera loop runs for months: nothing here grows with the frames)."""
 
     frames: int = 0
     skipped: int = 0
     plates: int = 0
     wall_s: float = 0.0
-    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    stage_ms: dict[str, deque[float]] = field(default_factory=lambda: {s: _window() for s in STAGES})
 
     def add(self, result: FrameResult) -> None:
         self.frames += 1
         self.plates += len(result.plates)
         for k, v in result.timings_ms.items():
-            self.stage_ms.setdefault(k, []).append(v)
+            self.stage_ms.setdefault(k, _window()).append(v)
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,7 @@ frames; then its fused read is final.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,19 +92,50 @@ class TrackStep:
 
 
 @dataclass
+class Tally:
+    """What fusion needs of a track's reads, in memory that does not grow with the frames (a parked car may stay
+    in view for days): the count, each text's votes (its candidates' probabilities summed over the frames), each
+    first-choice text's most confident read, the regions the reads were matched to (first seen first), and per
+    first-choice text how often each region was given."""
+
+    n: int = 0
+    votes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    best: dict[str, PlateRead] = field(default_factory=dict)
+    regions: dict[str, None] = field(default_factory=dict)
+    text_regions: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+
+    def add(self, read: PlateRead) -> None:
+        self.n += 1
+        for c in read.candidates or (Candidate(read.text, read.confidence),):
+            self.votes[c.text] += c.confidence
+        if read.text not in self.best or read.confidence > self.best[read.text].confidence:
+            self.best[read.text] = read
+        if read.region:
+            self.regions.setdefault(read.region)
+            self.text_regions[read.text][read.region] += 1
+
+    @classmethod
+    def of(cls, reads: Iterable[PlateRead]) -> Tally:
+        tally = cls()
+        for read in reads:
+            tally.add(read)
+        return tally
+
+
+@dataclass
 class _Track:
     id: int
     first_frame: int
     last_frame: int
     box: np.ndarray  # (4,) x0, y0, x1, y1 of the last read
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre shift per frame
-    reads: list[PlateRead] = field(default_factory=list)
-    votes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    tally: Tally = field(default_factory=Tally)
 
     def leading(self) -> tuple[str, float]:
         """The most voted text so far and the highest confidence a frame read it with (0 if none did)."""
-        text = max(self.votes.items(), key=lambda kv: kv[1])[0]
-        return text, max((r.confidence for r in self.reads if r.text == text), default=0.0)
+        text = max(self.tally.votes.items(), key=lambda kv: kv[1])[0]
+        best = self.tally.best.get(text)
+        return text, best.confidence if best else 0.0
 
     def predicted(self, index: int) -> np.ndarray:
         return self.box + np.tile(self.velocity * (index - self.last_frame), 2)
@@ -113,16 +145,14 @@ class _Track:
         box = np.asarray(read.box, np.float64)
         if jumped:
             self.velocity = np.zeros(2)
-        elif self.reads:
+        elif self.tally.n:
             shift = (_centre(box) - _centre(self.box)) / max(index - self.last_frame, 1)
-            self.velocity = shift if len(self.reads) == 1 else 0.5 * self.velocity + 0.5 * shift
+            self.velocity = shift if self.tally.n == 1 else 0.5 * self.velocity + 0.5 * shift
         self.box, self.last_frame = box, index
-        self.reads.append(read)
-        for c in read.candidates or (Candidate(read.text, read.confidence),):
-            self.votes[c.text] += c.confidence
+        self.tally.add(read)
 
     def fused(self, top_n: int) -> TrackedPlate:
-        return fuse(self.id, self.first_frame, self.last_frame, self.reads, self.votes, top_n)
+        return fuse(self.id, self.first_frame, self.last_frame, self.tally, top_n)
 
 
 class PlateTracker:
@@ -217,24 +247,20 @@ class PlateTracker:
         return out
 
 
-def fuse(
-    track_id: int, first: int, last: int, reads: list[PlateRead], votes: dict[str, float], top_n: int = 5
-) -> TrackedPlate:
-    """One track's read from its frames' candidate votes (summed probabilities per text).
+def fuse(track_id: int, first: int, last: int, tally: Tally, top_n: int = 5) -> TrackedPlate:
+    """One track's read from its frames' candidate votes (:class:`Tally`; ``Tally.of(reads)`` for a list).
 
     A text that fits a plate format of a region the track's reads were matched to beats one that does not;
     among those, the most votes win. ``candidates`` are the most voted texts, most first."""
-    regions = list(dict.fromkeys(r.region for r in reads if r.region))
 
     def fits(text: str) -> str | None:
-        return next((r for r in regions if match_format(text, r)), None)
+        return next((r for r in tally.regions if match_format(text, r)), None)
 
-    by_votes = sorted(votes.items(), key=lambda kv: kv[1], reverse=True)
+    by_votes = sorted(tally.votes.items(), key=lambda kv: kv[1], reverse=True)
     text, score = max(by_votes, key=lambda kv: (fits(kv[0]) is not None, kv[1]))
-    n = len(reads)
-    same = [r for r in reads if r.text == text]
-    best = max(same or reads, key=lambda r: r.confidence)
-    seen = Counter(r.region for r in same if r.region)  # the region the frames' reads of ``text`` were given
+    n = tally.n
+    best = tally.best.get(text) or max(tally.best.values(), key=lambda r: r.confidence)
+    seen = tally.text_regions.get(text)  # the region the frames' reads of ``text`` were given
     region = seen.most_common(1)[0][0] if seen else fits(text)
     candidates = tuple(Candidate(t, v / n) for t, v in by_votes[:top_n])
     return TrackedPlate(track_id, text, score / n, region, candidates, first, last, n, best)

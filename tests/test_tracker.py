@@ -19,7 +19,7 @@ from sdk.decode import Candidate
 from sdk.errors import LprError
 from sdk.image import read_image
 from sdk.pipeline import FrameResult, PlateRead
-from sdk.tracker import PlateTracker, fuse
+from sdk.tracker import PlateTracker, Tally, fuse
 
 
 def _plate(x: float, y: float, text: str, conf: float = 0.9, others=(), region: str | None = "br") -> PlateRead:
@@ -100,13 +100,43 @@ def test_fusion_prefers_a_text_that_fits_a_plate_format():
         _plate(0, 0, "ABC123", 0.6, others=[("ABC1234", 0.3)], region=None),
         _plate(0, 0, "ABC1234", 0.5, others=[("ABC123", 0.45)]),
     ]
-    votes = {"ABC123": 1.05, "ABC1234": 0.8}
-    fused = fuse(7, 0, 1, reads, votes)
+    tally = Tally.of(reads)
+    assert tally.votes == pytest.approx({"ABC123": 1.05, "ABC1234": 0.8})
+    fused = fuse(7, 0, 1, tally)
     assert fused.text == "ABC1234" and fused.region == "br" and fused.confidence == pytest.approx(0.4)
     assert [c.text for c in fused.candidates] == ["ABC123", "ABC1234"]  # most voted first
     assert fused.best is reads[1]
-    alone = fuse(7, 0, 0, reads[:1], {"ABC123": 0.6, "ABC1234": 0.3})  # no read fits a format: votes decide
+    alone = fuse(7, 0, 0, Tally.of(reads[:1]))  # no read fits a format: votes decide
     assert (alone.text, alone.region) == ("ABC123", None)
+
+
+def test_a_plate_in_view_for_days_keeps_the_tracker_and_the_stats_in_constant_memory():
+    """A parked car stays in view of a camera loop that runs for months: neither its track nor the pipeline's
+    running stats may grow with the frames (they used to keep every read and every latency)."""
+    import tracemalloc
+
+    from sdk.pipeline import STAGES, RunStats
+
+    tracker, stats, timings = PlateTracker(), RunStats(), dict.fromkeys(STAGES, 1.0)
+
+    def feed(frames: range) -> None:
+        for i in frames:
+            result = FrameResult(i, (_plate(0, 0, "ABC1234", 0.9, others=[("A8C1234", 0.05)]),), timings)
+            tracker.update(result)
+            stats.add(result)
+
+    tracemalloc.start()
+    try:
+        feed(range(0, 4000))  # past the stats' window and Python's first allocations
+        before = tracemalloc.get_traced_memory()[0]
+        feed(range(4000, 7000))
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 10_000, f"{grown} bytes more after 3000 frames"
+    (track,) = tracker.active
+    assert (track.text, track.frames) == ("ABC1234", 7000)
+    assert stats.frames == 7000 and stats.summary()["latency_ms_median"]["detect"] == 1.0
 
 
 def test_tracks_too_short_or_too_unsure_are_not_reported():
