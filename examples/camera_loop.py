@@ -9,7 +9,7 @@ python3; the 32-bit OS has none):
     ~/lpr/bin/pip install lpr-sdk                     # or: pip install /path/to/lpr-sdk checkout
     ~/lpr/bin/pip install --force-reinstall simplejpeg   # Bookworm: see below
     ~/lpr/bin/lpr-sdk selftest                        # this CPU's int8 kernels compute the models right
-    ~/lpr/bin/python camera_loop.py --out /var/tmp/reads.jsonl
+    ~/lpr/bin/python camera_loop.py --out /var/tmp/reads.jsonl --out-max-mb 50
 
 On Bookworm, pip puts numpy 2 into the venv (OpenCV's wheels need it) while apt's simplejpeg, which picamera2
 imports, was built for the system's numpy 1.24: without the simplejpeg line, importing picamera2 fails with
@@ -25,8 +25,9 @@ frame, with a final summary. A camera that drops out is reopened with back-off.
 Run it as a service: `lpr-sdk deploy PACKAGE USER@HOST --service` copies this script next to the deployed
 bundles and writes a systemd unit that runs it on the package's recogniser (and its detector, when the package
 carries one: `lpr-sdk package models/detector models/latin ...`; see docs/deploy.md); by hand, a unit with
-`ExecStart=/home/pi/lpr/bin/python /home/pi/camera_loop.py --out /var/tmp/reads.jsonl`, `Restart=on-failure`
-and `WantedBy=multi-user.target`, then `sudo systemctl enable --now lpr-camera`.
+`ExecStart=/home/pi/lpr/bin/python /home/pi/camera_loop.py --out /var/tmp/reads.jsonl --out-max-mb 50`,
+`Restart=on-failure` and `WantedBy=multi-user.target`, then `sudo systemctl enable --now lpr-camera`
+(`--out-max-mb` keeps the file and its one predecessor under 50 MB each).
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--region", help="region for template post-filtering: cn, us, br, eu")
     p.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
     p.add_argument("--out", type=Path, help="append the JSON lines to this file too")
+    p.add_argument(
+        "--out-max-mb",
+        type=float,
+        default=0,
+        help="when --out passes this size it becomes OUT.1 (replacing the previous one) and a new OUT begins, so a "
+        "service never fills the disk; 0 (default): never",
+    )
     p.add_argument("--report-every", type=int, default=100, help="FPS report every N frames (stderr)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--all-frames", action="store_true", help="print frames without plates too")
@@ -64,6 +72,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--track", action="store_true", help='follow plates across frames; one {"vehicle": ...} line per vehicle'
     )
     return p.parse_args(argv)
+
+
+class RotatingLines:
+    """Appends lines to ``path``; past ``max_mb`` (> 0) the file becomes ``path.1`` and a new one begins."""
+
+    def __init__(self, path: Path, max_mb: float = 0) -> None:
+        self.path, self.max_bytes = path, int(max_mb * 2**20)
+        self.file = path.open("a", encoding="utf-8")
+
+    def write(self, line: str) -> None:
+        self.file.write(line + "\n")
+        self.file.flush()
+        if self.max_bytes and self.file.tell() >= self.max_bytes:
+            self.file.close()
+            self.path.replace(self.path.with_name(self.path.name + ".1"))
+            self.file = self.path.open("a", encoding="utf-8")
+
+    def __enter__(self) -> RotatingLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             margins=margins_for(args.single_read),
         )
         with contextlib.ExitStack() as stack:
-            out = stack.enter_context(args.out.open("a", encoding="utf-8")) if args.out else None
+            out = stack.enter_context(RotatingLines(args.out, args.out_max_mb)) if args.out else None
             src = stack.enter_context(open_source(args.source))
             print(f"reading {src.name} with {pipe.detector.backend}, {args.threads} thread(s)", file=sys.stderr)
             tracker = PlateTracker() if args.track else None
@@ -96,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 line = json.dumps(obj, ensure_ascii=False)
                 print(line, flush=True)
                 if out:
-                    out.write(line + "\n")
-                    out.flush()
+                    out.write(line)
 
             for result in pipe.run(src, args.max_frames):
                 step = tracker.update(result) if tracker else None

@@ -129,6 +129,28 @@ def test_camera_loop_runs_headless_and_stops_on_sigterm(tiny_detector, tiny_bund
     assert len((tmp_path / "reads.jsonl").read_text().splitlines()) == summary["frames"]
 
 
+def test_camera_loop_out_file_rotates_at_its_size_limit(tmp_path):
+    """--out-max-mb: past the limit the file becomes OUT.1 (one predecessor kept) and a new OUT begins, so a service
+    never fills the disk; no line is split across the two."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("camera_loop", REPO / "examples" / "camera_loop.py")
+    loop = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loop)
+    out = tmp_path / "reads.jsonl"
+    limit = 4096
+    with loop.RotatingLines(out, max_mb=limit / 2**20) as lines:
+        for i in range(200):
+            lines.write(json.dumps({"frame": i, "pad": "x" * 80}))
+    previous = tmp_path / "reads.jsonl.1"
+    older, newer = ([json.loads(x)["frame"] for x in f.read_text().splitlines()] for f in (previous, out))
+    assert older + newer == list(range(older[0], 200))  # the newest lines, in order, whole
+    assert out.stat().st_size < limit <= previous.stat().st_size < limit + 100
+    with loop.RotatingLines(out) as lines:  # no limit: it only appends
+        lines.write("{}")
+    assert out.read_text().splitlines()[-1] == "{}" and len(out.read_text().splitlines()) == len(newer) + 1
+
+
 def test_camera_loop_bad_source_exits_2(tmp_path):
     r = subprocess.run(
         [sys.executable, str(REPO / "examples" / "camera_loop.py"), "--source", str(tmp_path / "none.mp4")],
