@@ -27,7 +27,9 @@ bundles and writes a systemd unit that runs it on the package's recogniser (and 
 carries one: `lpr-sdk package models/detector models/latin ...`; see docs/deploy.md); by hand, a unit with
 `ExecStart=/home/pi/lpr/bin/python /home/pi/camera_loop.py --out /var/tmp/reads.jsonl --out-max-mb 50`,
 `Restart=on-failure` and `WantedBy=multi-user.target`, then `sudo systemctl enable --now lpr-camera`
-(`--out-max-mb` keeps the file and its one predecessor under 50 MB each).
+(`--out-max-mb` keeps the file and its one predecessor under 50 MB each). Under `Type=notify` with
+`WatchdogSec=120` (as the deployed unit has) it says when the camera is open and pets the watchdog every frame, so
+systemd restarts a loop that hangs.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
 
 from sdk.bench import memory_mib
@@ -96,6 +101,33 @@ class RotatingLines:
         self.file.close()
 
 
+class SystemdNotifier:
+    """systemd's sd_notify protocol without libsystemd: under a ``Type=notify`` unit (``NOTIFY_SOCKET`` set)
+    :meth:`ready` says the camera is open and :meth:`alive` pets the watchdog (``WatchdogSec``), so systemd
+    restarts a loop that stops delivering frames (a camera read that hangs); elsewhere both do nothing."""
+
+    def __init__(self) -> None:
+        addr = os.environ.get("NOTIFY_SOCKET", "")
+        self.addr = "\0" + addr[1:] if addr.startswith("@") else addr  # "@": Linux's abstract namespace
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) if self.addr else None
+        self.last = 0.0
+
+    def send(self, message: str) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):  # systemd gone: nothing to tell
+                self.sock.sendto(message.encode(), self.addr)
+
+    def ready(self) -> None:
+        self.send("READY=1")
+
+    def alive(self) -> None:
+        """Pet the watchdog, at most once a second."""
+        now = time.monotonic()
+        if now - self.last >= 1.0:
+            self.last = now
+            self.send("WATCHDOG=1")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stop = False
@@ -121,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             src = stack.enter_context(open_source(args.source))
             print(f"reading {src.name} with {pipe.detector.backend}, {args.threads} thread(s)", file=sys.stderr)
             tracker = PlateTracker() if args.track else None
+            systemd = SystemdNotifier()
+            systemd.ready()
 
             def emit(obj: dict) -> None:
                 line = json.dumps(obj, ensure_ascii=False)
@@ -129,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                     out.write(line)
 
             for result in pipe.run(src, args.max_frames):
+                systemd.alive()
                 step = tracker.update(result) if tracker else None
                 if result.plates or args.all_frames:
                     emit(step.frame_dict(result) if step else result.to_dict())

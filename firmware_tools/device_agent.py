@@ -317,10 +317,23 @@ def cmd_prepare(store: SlotStore) -> dict[str, Any]:
     return {"ok": True, "incoming": str(store.incoming), "python": sys.executable, "lpr_sdk": sdk_version}
 
 
-def render_unit(root: Path, python: str, script: Path, bundle: str, detector: str | None = None) -> str:
+# A loop that stops delivering frames for this long (a camera read that hangs) is restarted by systemd.
+WATCHDOG_S = 120
+NOTIFY = f"""Type=notify
+NotifyAccess=main
+# camera_loop.py says READY=1 once the camera is open and pets the watchdog with every frame.
+TimeoutStartSec=180
+WatchdogSec={WATCHDOG_S}"""
+
+
+def render_unit(
+    root: Path, python: str, script: Path, bundle: str, detector: str | None = None, notify: bool = True
+) -> str:
     """The systemd unit text, from ``firmware_tools/templates/lpr-camera.service``.
 
     ``detector``: a detector folder of the package (else the camera loop uses the detector shipped with lpr-sdk).
+    ``notify``: the script speaks systemd's notify protocol (the unit is ``Type=notify`` with a watchdog); else
+    ``Type=simple``.
     """
     text = resources.files("firmware_tools").joinpath("templates", UNIT_NAME).read_text(encoding="utf-8")
     return string.Template(text).substitute(
@@ -329,6 +342,7 @@ def render_unit(root: Path, python: str, script: Path, bundle: str, detector: st
         script=script,
         bundle=bundle,
         detector_args=f" --detector {root}/current/bundles/{detector}" if detector else "",
+        service_type=NOTIFY if notify else "Type=simple",
         unit_name=UNIT_NAME,
         unit_path=root / UNIT_NAME,
     )
@@ -346,11 +360,13 @@ def cmd_service(store: SlotStore, script: Path, bundle: str | None, python: str)
         elif bundle not in names:
             raise DeviceError(f"the active package has no bundle {bundle!r} (it has {', '.join(names)})")
         dest = store.root / "camera_loop.py"
-        replace_file(dest, script.read_bytes(), 0o755)
+        code = script.read_bytes()
+        replace_file(dest, code, 0o755)
         _discard_upload(store, script)
         unit = store.root / UNIT_NAME
         detector = next(iter(pkg.detectors()), None)
-        replace_file(unit, render_unit(store.root, python, dest, bundle, detector).encode("utf-8"))
+        notify = b"NOTIFY_SOCKET" in code  # a loop of your own gets the watchdog only if it speaks sd_notify
+        replace_file(unit, render_unit(store.root, python, dest, bundle, detector, notify).encode("utf-8"))
     return {
         "ok": True,
         "action": "service",
@@ -358,6 +374,7 @@ def cmd_service(store: SlotStore, script: Path, bundle: str | None, python: str)
         "script": str(dest),
         "bundle": bundle,
         "detector": detector,
+        "watchdog_s": WATCHDOG_S if notify else None,
     }
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs_shipped_detector
+from conftest import REPO, needs_shipped_detector
 
 from firmware_tools.device_agent import CRASH_STEPS
 from firmware_tools.slots import CRASH_ENV, SlotStore
@@ -147,6 +147,11 @@ def test_service_unit_is_written_into_the_root(device, tmp_path):
     assert (device / "camera_loop.py").read_text() == "print('loop')\n"
     assert "no bundle 'nope'" in one_line(agent(device, "service", "--script", script, "--bundle", "nope"), code=1)
     assert "--detector" not in unit  # the camera loop uses the detector shipped with lpr-sdk
+    assert "Type=simple" in unit and "WatchdogSec" not in unit and r["watchdog_s"] is None  # it cannot pet one
+    script.write_bytes((REPO / "examples" / "camera_loop.py").read_bytes())  # speaks sd_notify
+    r = ok(agent(device, "service", "--script", script, "--python", "/usr/bin/python3"))
+    unit = Path(r["unit"]).read_text()
+    assert "Type=notify" in unit and f"WatchdogSec={r['watchdog_s']}" in unit and r["watchdog_s"] > 0
 
 
 @needs_shipped_detector

@@ -129,6 +129,27 @@ def test_camera_loop_runs_headless_and_stops_on_sigterm(tiny_detector, tiny_bund
     assert len((tmp_path / "reads.jsonl").read_text().splitlines()) == summary["frames"]
 
 
+def test_camera_loop_tells_systemd_it_is_ready_and_alive(tiny_detector, tiny_bundle, tmp_path):
+    """Under a Type=notify unit: READY=1 once the camera is open, then WATCHDOG=1 as frames go through (a loop
+    that hangs stops petting the watchdog and systemd restarts it). A socket stands in for systemd."""
+    import os
+    import socket
+
+    root, _ = tiny_detector
+    video = tmp_path / "clip.avi"
+    _write_video(video, [read_image(s.path) for s in read_scenes(root / "scenes")[:4]])
+    name = f"lpr-test-notify-{os.getpid()}"  # Linux's abstract namespace: "@" in NOTIFY_SOCKET
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind("\0" + name)
+        systemd.settimeout(60)
+        cmd = [sys.executable, str(REPO / "examples" / "camera_loop.py"), "--source", str(video)]
+        cmd += ["--detector", str(root / "bundle"), "--bundle", str(tiny_bundle), "--threads", "1"]
+        r = subprocess.run(cmd, env={**os.environ, "NOTIFY_SOCKET": "@" + name}, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        messages = [systemd.recv(64).decode(), systemd.recv(64).decode()]
+    assert messages == ["READY=1", "WATCHDOG=1"]
+
+
 def test_camera_loop_out_file_rotates_at_its_size_limit(tmp_path):
     """--out-max-mb: past the limit the file becomes OUT.1 (one predecessor kept) and a new OUT begins, so a service
     never fills the disk; no line is split across the two."""
