@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                 for vehicle in step.ended if step else ():
                     emit({"vehicle": vehicle.to_dict()})
                 if args.report_every and pipe.stats.frames % args.report_every == 0:
-                    report = {**pipe.stats.summary(), **memory_mib()}  # a growing rss_mib is a leak
+                    dropped = getattr(src, "dropped", 0)  # camera frames the loop was too slow for
+                    report = {**pipe.stats.summary(), "dropped": dropped, **memory_mib()}  # a growing rss_mib leaks
                     print(json.dumps({"report": report}), file=sys.stderr, flush=True)
                 if stop:
                     break
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     except LprError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    summary = {**pipe.stats.summary(), "model_bytes": pipe.model_bytes, **memory_mib()}
+    summary = {**pipe.stats.summary(), "dropped": getattr(src, "dropped", 0), "model_bytes": pipe.model_bytes}
+    summary.update(memory_mib())
     print(json.dumps({"summary": summary}), file=sys.stderr)
     return 0
 

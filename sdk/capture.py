@@ -17,6 +17,7 @@ import importlib.util
 import logging
 import os
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -329,6 +330,70 @@ def _mask_credentials(url: str) -> str:
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
+class LatestFrameCapture:
+    """A live capture read for its newest frame: a thread reads the camera or stream as fast as it delivers and
+    keeps only the last frame, so a pipeline slower than the camera reads what is in view now, not a queue of
+    the past (OpenCV's RTSP reader falls further behind and, once its buffers overflow, decodes smeared frames).
+
+    :meth:`read` returns a frame newer than the previous one (waiting for it if need be) and counts the frames it
+    never returned in :attr:`dropped`; after the camera stops delivering it returns ``(False, None)`` like
+    ``cv2.VideoCapture``. Every frame is decoded, dropped or not (for H.264 streams it must be anyway).
+
+    Args:
+        cap: The capture to read, already opened.
+    """
+
+    def __init__(self, cap: CaptureLike) -> None:
+        self._cap = cap
+        self._cond = threading.Condition()
+        self._latest: tuple[bool, np.ndarray | None] = (False, None)
+        self._grabbed = 0  # frames read by the thread
+        self._returned = 0  # the grab count of the last frame returned
+        self._stopped = False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._grab, name="lpr-latest-frame", daemon=True)
+        if cap.isOpened():
+            self._thread.start()
+
+    def _grab(self) -> None:
+        while True:
+            try:
+                ok, image = self._cap.read()
+            except cv2.error:  # a broken stream: as a failed read
+                ok, image = False, None
+            with self._cond:
+                if self._stopped:
+                    return
+                self._latest = (ok, image)
+                self._grabbed += 1
+                self._cond.notify_all()
+                if not ok:  # the camera stopped delivering: the reader reopens it
+                    return
+
+    def isOpened(self) -> bool:
+        return self._cap.isOpened()
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._grabbed > self._returned or not self._thread.is_alive())
+            if self._grabbed == self._returned:  # the thread never started or has ended
+                return False, None
+            self.dropped += self._grabbed - self._returned - 1
+            self._returned = self._grabbed
+            return self._latest
+
+    def release(self, timeout: float = 5.0) -> None:
+        """Stop the thread (it finishes its current read first), then release the capture."""
+        with self._cond:
+            self._stopped = True
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():  # stuck in a read: releasing under it could crash OpenCV
+            log.warning("capture still reading after %.0f s: left to the process's exit", timeout)
+            return
+        self._cap.release()
+
+
 class VideoSource(FrameSource):
     """A ``cv2.VideoCapture``: a camera (index or ``/dev/videoN``), a video file, or an RTSP/HTTP URL.
 
@@ -344,6 +409,9 @@ class VideoSource(FrameSource):
         size: (width, height) to request from a camera; cameras only, ignored with a warning otherwise.
         sleep: The function that waits between attempts (injectable for tests).
         opener: Returns a new capture-like object; default ``cv2.VideoCapture(src)`` with ``size`` applied.
+        latest: Read the newest frame each time, dropping the ones the reader was too slow for
+            (:class:`LatestFrameCapture`, counted in :attr:`dropped`); default True for cameras and URLs, False
+            for files (every frame of a file is read). Applies to the default opener.
     """
 
     def __init__(
@@ -355,6 +423,7 @@ class VideoSource(FrameSource):
         size: tuple[int, int] | None = None,
         sleep: Callable[[float], object] = time.sleep,
         opener: Callable[[], CaptureLike] | None = None,
+        latest: bool | None = None,
     ) -> None:
         if isinstance(src, str) and (m := _DEVICE_PATH.fullmatch(src) or re.fullmatch(r"(\d+)", src)):
             src = int(m.group(1))
@@ -365,6 +434,8 @@ class VideoSource(FrameSource):
         name = f"camera {src}" if isinstance(src, int) else _mask_credentials(src) if self.kind == "url" else src
         super().__init__(name)
         self.reconnect = self.kind != "file" if reconnect is None else reconnect
+        self.latest = self.kind != "file" if latest is None else latest
+        self._dropped = 0  # by the captures released so far
         self.size = size
         self._opener = opener or self._open_cv
         self._reconnector = Reconnector(self._opener, self.name, backoff, max_retries, sleep)
@@ -379,7 +450,18 @@ class VideoSource(FrameSource):
         if self.size is not None and self.kind == "device" and cap.isOpened():
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
-        return cap
+        return LatestFrameCapture(cap) if self.latest and cap.isOpened() else cap
+
+    @property
+    def dropped(self) -> int:
+        """Frames the camera delivered while the reader was busy, never read (``latest``)."""
+        return self._dropped + getattr(self._cap, "dropped", 0)
+
+    def _release(self) -> None:
+        if self._cap is not None:
+            self._dropped += getattr(self._cap, "dropped", 0)
+            self._cap.release()
+            self._cap = None
 
     def _hint(self) -> str:
         if self.kind == "device":
@@ -404,7 +486,7 @@ class VideoSource(FrameSource):
             cap.release()
             raise CaptureError(f"cannot open video source {self.name}: {self._hint()}")
         self._cap = cap
-        self._index = 0
+        self._index = self._dropped = 0
         self._empty_run = 0
         self._ended = False
         self._recovering = False
@@ -413,9 +495,7 @@ class VideoSource(FrameSource):
 
     def close(self) -> None:
         """Release the capture."""
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        self._release()
         self._is_open = False
 
     def _next_raw(self) -> tuple[Any, str] | None:
@@ -445,9 +525,7 @@ class VideoSource(FrameSource):
                 log.warning("%s: stopped delivering frames and reconnect is off: the source ends", self.name)
             self._ended = True
             return
-        assert self._cap is not None
-        self._cap.release()
-        self._cap = None
+        self._release()
         self._recovering = True
         self._cap = self._reconnector.reopen()  # raises CaptureError after max_retries
 

@@ -7,6 +7,7 @@ import itertools
 import logging
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from sdk.capture import (
     FolderSource,
     Frame,
     FrameSource,
+    LatestFrameCapture,
     PiCameraSource,
     Reconnector,
     VideoSource,
@@ -271,6 +273,63 @@ def test_endless_empty_frames_end_a_source_without_reconnect() -> None:
     with VideoSource(0, reconnect=False, opener=lambda: cap) as src:
         assert src.read() is None
     assert src.skipped == MAX_EMPTY_FRAMES and cap.released
+
+
+class PacedCapture(FakeCapture):
+    """A camera delivering a frame every ``period`` seconds (frame i has value i), then failing."""
+
+    def __init__(self, n: int, period: float = 0.002) -> None:
+        super().__init__([np.full((H, W, 3), i, np.uint8) for i in range(n)])
+        self.period = period
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        time.sleep(self.period)
+        return super().read()
+
+
+def test_latest_frame_reader_skips_what_a_slow_reader_missed() -> None:
+    """A reader slower than the camera gets ever newer frames, in order, and counts the ones it never saw; when
+    the camera stops it reads False like cv2.VideoCapture, and release() stops the thread first."""
+    cam = PacedCapture(200)
+    cap = LatestFrameCapture(cam)
+    seen = []
+    for _ in range(5):
+        time.sleep(0.03)  # the pipeline: slower than the camera
+        ok, image = cap.read()
+        assert ok
+        seen.append(int(image[0, 0, 0]))
+    assert seen == sorted(set(seen)) and seen[-1] > 10  # newer each time, and far past frame 4
+    assert cap.dropped == seen[-1] + 1 - len(seen)
+    while cap.read()[0]:  # to the end of the camera's 200 frames
+        pass
+    assert cap.read() == (False, None)
+    cap.release()
+    assert cam.released and not cap.isOpened()
+
+
+def test_video_source_reads_a_live_camera_for_its_newest_frame(video_file: Path, monkeypatch) -> None:
+    """Cameras and URLs read the newest frame by default (OpenCV's own reader under the thread here, on a file
+    posing as a camera); files read every frame."""
+    assert VideoSource(0).latest and VideoSource("rtsp://cam/s").latest and not VideoSource(str(video_file)).latest
+    real = cv2.VideoCapture
+
+    class SlowCamera:  # the file through OpenCV's reader, at a camera's pace
+        def __init__(self, src: object) -> None:
+            self.cap = real(str(video_file))
+            self.isOpened, self.release = self.cap.isOpened, self.cap.release
+
+        def read(self) -> tuple[bool, np.ndarray | None]:
+            time.sleep(0.01)
+            return self.cap.read()
+
+    monkeypatch.setattr(cv2, "VideoCapture", SlowCamera)
+    with VideoSource(0, reconnect=False) as src:
+        frames = []
+        while (frame := src.read()) is not None:
+            frames.append(frame)
+            time.sleep(0.035)
+    blue = [int(round((f.image[..., 0].mean() - 20) / 30)) for f in frames]  # frame i is 30 * i + 20
+    assert blue == sorted(set(blue)) and len(frames) < 7 and src.dropped == 7 - len(frames)
 
 
 def test_reconnector_validates_its_arguments() -> None:

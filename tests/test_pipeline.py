@@ -77,7 +77,7 @@ def test_run_cli_on_a_video_file(tiny_detector, tiny_bundle, tmp_path):
     assert [x["frame"] for x in lines[:-1]] == [0, 1, 2, 3]
     s = lines[-1]["summary"]
     assert s["frames"] == 4 and set(s["model_bytes"]) == {"detector", "tiny-cn"} and s["fps"] > 0
-    assert s["peak_rss_mib"] > 0
+    assert s["peak_rss_mib"] > 0 and s["source_dropped"] == 0  # a file: every frame is read
     assert len(list((tmp_path / "ann").glob("*.jpg"))) == 4
     r = CliRunner().invoke(main, [*args, "--max-frames", "2"])
     assert r.exit_code == 0 and r.output.count("frame ") == 2

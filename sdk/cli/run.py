@@ -105,8 +105,9 @@ def run_cmd(
                     f"{v.frames} reads"
                 )
 
+    src = open_source(source)
     try:
-        with open_source(source) as src:
+        with src:
             for result in pipe.run(src, max_frames):
                 step = tracker.update(result) if tracker else None
                 if as_json:
@@ -121,15 +122,17 @@ def run_cmd(
                 if save_annotated:
                     out = save_annotated / f"frame_{result.index:06d}.jpg"
                     cv2.imwrite(str(out), annotate(result.frame, result, step.ids if step else ()))
-            skipped = src.skipped
     except KeyboardInterrupt:
-        skipped = 0
+        pass
+    skipped = src.skipped
+    dropped = getattr(src, "dropped", 0)  # a live camera's frames the pipeline was too slow for
     if tracker:
         report(tracker.flush())
     summary = {
         "summary": {
             **pipe.stats.summary(),
             "source_skipped": skipped,
+            "source_dropped": dropped,
             "model_bytes": pipe.model_bytes,
             "backend": pipe.detector.backend,
             "threads": threads,
@@ -145,6 +148,7 @@ def run_cmd(
             f"{s['frames']} frames, {s['plates']} plates"
             + (f", {vehicles} vehicle(s)" if tracker else "")
             + (f", {n} skipped" if (n := s["skipped_frames"] + skipped) else "")
+            + (f", {dropped} dropped (the camera is faster than the pipeline)" if dropped else "")
             + f", {s['fps']} FPS; median ms per stage: "
             + ", ".join(f"{k} {v}" for k, v in s["latency_ms_median"].items())
             + f"; peak memory {s['peak_rss_mib']} MiB"
