@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import itertools
+import json
 import logging
 import subprocess
 import sys
@@ -330,6 +331,19 @@ def test_video_source_reads_a_live_camera_for_its_newest_frame(video_file: Path,
             time.sleep(0.035)
     blue = [int(round((f.image[..., 0].mean() - 20) / 30)) for f in frames]  # frame i is 30 * i + 20
     assert blue == sorted(set(blue)) and len(frames) < 7 and src.dropped == 7 - len(frames)
+
+
+def test_a_slow_reader_of_a_network_camera_stays_one_frame_behind() -> None:
+    """Through OpenCV's own network reader, a reader at 10 FPS behind a 25 FPS MJPEG camera served over HTTP:
+    reading every frame it falls further behind with each read; reading the newest it stays a frame or so
+    behind and counts the frames it skipped (benchmarks/live_lag.py, a shorter run)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "live_lag.py"
+    r = subprocess.run([sys.executable, str(script), "--reads", "15", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    every, newest = (json.loads(line) for line in r.stdout.splitlines())
+    assert (every["latest"], newest["latest"]) == (False, True)
+    assert every["lag_frames"]["last"] > every["lag_frames"]["first"] + 10 and every["dropped"] == 0
+    assert newest["lag_frames"]["last"] <= 3 and newest["dropped"] > 10
 
 
 def test_reconnector_validates_its_arguments() -> None:
