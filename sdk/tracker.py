@@ -41,6 +41,8 @@ MIN_CONFIDENCE = 0.3
 # that track wherever it is (a plate lost for a few frames, or a camera that skips frames).
 SURE = 0.5
 TEXT_DISTANCE = 2
+# A track keeps the votes of at most 2x this many texts; past that only this many most voted are kept.
+MAX_TEXTS = 64
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,11 @@ class Tally:
         if read.region:
             self.regions.setdefault(read.region)
             self.text_regions[read.text][read.region] += 1
+        if len(self.votes) > 2 * MAX_TEXTS:  # days of noisy reads: forget the least voted texts
+            keep = dict(sorted(self.votes.items(), key=lambda kv: kv[1], reverse=True)[:MAX_TEXTS])
+            self.votes = defaultdict(float, keep)
+            self.best = {t: r for t, r in self.best.items() if t in keep or t == read.text}  # never empty
+            self.text_regions = defaultdict(Counter, {t: c for t, c in self.text_regions.items() if t in keep})
 
     @classmethod
     def of(cls, reads: Iterable[PlateRead]) -> Tally:
