@@ -129,6 +129,22 @@ def test_camera_loop_runs_headless_and_stops_on_sigterm(tiny_detector, tiny_bund
     assert len((tmp_path / "reads.jsonl").read_text().splitlines()) == summary["frames"]
 
 
+def test_run_cli_stops_on_sigterm_with_its_summary(tiny_detector, tiny_bundle, tmp_path):
+    """systemd and docker stop a process with SIGTERM: lpr-sdk run ends as on Ctrl-C, summary included."""
+    root, _ = tiny_detector
+    video = tmp_path / "long.avi"
+    _write_video(video, [read_image(s.path) for s in read_scenes(root / "scenes")] * 20)  # 240 frames
+    cmd = [sys.executable, "-m", "sdk.cli", "run", "--source", str(video), "--json", "--threads", "1"]
+    cmd += ["--detector", str(root / "bundle"), "--recognizer", str(tiny_bundle)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert json.loads(proc.stdout.readline())["frame"] == 0  # blocks until the loop has read one frame
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])["summary"]
+    assert 1 <= summary["frames"] < 240
+
+
 def test_camera_loop_tells_systemd_it_is_ready_and_alive(tiny_detector, tiny_bundle, tmp_path):
     """Under a Type=notify unit: READY=1 once the camera is open, then WATCHDOG=1 as frames go through (a loop
     that hangs stops petting the watchdog and systemd restarts it). A socket stands in for systemd."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -31,6 +35,23 @@ def annotate(frame: np.ndarray, result: FrameResult, track_ids: tuple[int, ...] 
         cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4)
         cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 255), 2)
     return out
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the frame loop as Ctrl-C does (main thread only; elsewhere nothing changes)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command("run")
@@ -81,7 +102,8 @@ def run_cmd(
     """Read plates from a camera, video, stream or image folder.
 
     Prints the reads of every frame (--json: one JSON object per frame) and ends with a summary: frames, FPS,
-    per-stage median latency and model sizes. Ctrl-C stops cleanly and still prints the summary.
+    per-stage median latency and model sizes. Ctrl-C (or SIGTERM: systemd, docker stop) stops cleanly and still
+    prints the summary.
     """
     if source is None:
         if not SAMPLE_DRIVE.is_dir():
@@ -107,7 +129,7 @@ def run_cmd(
 
     src = open_source(source)
     try:
-        with src:
+        with src, _sigterm_as_interrupt():
             for result in pipe.run(src, max_frames):
                 step = tracker.update(result) if tracker else None
                 if as_json:
