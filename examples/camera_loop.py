@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                 for vehicle in step.ended if step else ():
                     emit({"vehicle": vehicle.to_dict()})
                 if args.report_every and pipe.stats.frames % args.report_every == 0:
-                    dropped = getattr(src, "dropped", 0)  # camera frames the loop was too slow for
-                    report = {**pipe.stats.summary(), "dropped": dropped, **memory_mib()}  # a growing rss_mib leaks
+                    # dropped: camera frames the loop was too slow for; a growing rss_mib is a leak
+                    report = {**pipe.stats.summary(), "dropped": src.dropped, **memory_mib()}
                     print(json.dumps({"report": report}), file=sys.stderr, flush=True)
                 if stop:
                     break
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     except LprError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    summary = {**pipe.stats.summary(), "dropped": getattr(src, "dropped", 0), "model_bytes": pipe.model_bytes}
+    summary = {**pipe.stats.summary(), "dropped": src.dropped, "model_bytes": pipe.model_bytes}
     summary.update(memory_mib())
     print(json.dumps({"summary": summary}), file=sys.stderr)
     return 0

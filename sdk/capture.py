@@ -84,6 +84,8 @@ class FrameSource(ABC):
         name: Human-readable name of the source (credentials in URLs are masked).
         skipped: Frames or images skipped with a logged warning (unreadable, empty or malformed).
         reconnects: Times a live source came back after dropping out.
+        dropped: Frames a live source delivered while the reader was busy, never read (0 for sources that read
+            every frame).
     """
 
     def __init__(self, name: str) -> None:
@@ -104,6 +106,11 @@ class FrameSource(ABC):
     @abstractmethod
     def _next_raw(self) -> tuple[Any, str] | None:
         """Return the next raw image with its label, or None at the clean end of the source."""
+
+    @property
+    def dropped(self) -> int:
+        """0: this source reads every frame (see :class:`LatestFrameCapture`)."""
+        return 0
 
     @property
     def is_open(self) -> bool:

@@ -147,7 +147,7 @@ def run_cmd(
     except KeyboardInterrupt:
         pass
     skipped = src.skipped
-    dropped = getattr(src, "dropped", 0)  # a live camera's frames the pipeline was too slow for
+    dropped = src.dropped  # a live camera's frames the pipeline was too slow for
     if tracker:
         report(tracker.flush())
     summary = {
