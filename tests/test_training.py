@@ -221,6 +221,19 @@ def _arrays(texts):
     return PlateArrays(images, np.zeros((n, 10), np.int32), np.ones(n, np.int32), tuple(texts), ("us",) * n)
 
 
+def test_fraction_keeps_nested_subsets_of_plate_texts(synth_dir):
+    """``fraction`` keeps about that share of the texts; a smaller share's texts are all in a larger one's."""
+    from sdk.formats import ALPHABETS
+    from training.config import DataSource
+    from training.data.pipeline import load_arrays
+
+    cn = ALPHABETS["cn"]
+    texts = {f: set(load_arrays(DataSource(str(synth_dir), fraction=f), cn, (24, 94)).texts) for f in (0.25, 0.5, 1)}
+    assert len(texts[1]) == 48
+    assert 4 <= len(texts[0.25]) < len(texts[0.5]) < 40
+    assert texts[0.25] <= texts[0.5] <= texts[1]
+
+
 def test_oversample_rare_repeats_rows_with_rare_characters():
     from training.data.pipeline import oversample_rare
 
@@ -334,11 +347,54 @@ def test_per_source_augmentation_options_are_validated(synth_dir):
         ("skew", -1, "tilt, skew and balance"),
         ("lowres", 0.5, "lowres is a downscale factor"),
         ("erase", 1.0, "erase is a fraction of the height"),
+        ("fraction", 0, "fraction is the share of plate texts"),
+        ("fraction", 1.5, "fraction is the share of plate texts"),
     ):
         config = tiny_config(synth_dir)
         config["stages"][0]["data"][0][key] = value
         with pytest.raises(ConfigError, match=msg):
             parse_config(config)
+
+
+def test_learning_curve_fits_a_power_law():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from learning_curve import fit_power_law, plates_for
+
+    a, b = fit_power_law([100, 200, 400], [0.3 * n**-0.5 for n in (100, 200, 400)])
+    assert a == pytest.approx(0.3) and b == pytest.approx(0.5)
+    assert plates_for(0.98, a, b) == round((0.3 / 0.02) ** 2)
+    assert plates_for(0.98, 0.1, 0.0) is None  # a flat curve never gets there
+    with pytest.raises(ValueError, match="same number"):
+        fit_power_law([100, 100], [0.2, 0.1])
+
+
+def test_learning_curve_script_counts_the_plates_each_run_saw(tiny_run, synth_dir, tmp_path):
+    """Two copies of one run, one config keeping half the texts: the rows carry 48 and about 24 plates."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    half = tmp_path / "half"
+    shutil.copytree(tiny_run, half)
+    cfg = yaml.safe_load((half / "config.yaml").read_text())
+    for stage in cfg["stages"]:
+        for source in stage["data"]:
+            source["fraction"] = 0.5
+    (half / "config.yaml").write_text(yaml.safe_dump(cfg))
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "learning_curve.py"
+    argv = [sys.executable, str(script), str(tiny_run), str(half), "--data", str(synth_dir), "--region", "cn"]
+    run = subprocess.run([*argv, "--split", "train", "--json"], capture_output=True, text=True, check=True)
+    out = json.loads(run.stdout)
+    plates = [r["real_plates"] for r in out["runs"]]
+    assert 10 < plates[0] < 40 and plates[1] == 48
+    assert out["runs"][0]["plate_accuracy"] == out["runs"][1]["plate_accuracy"]  # the same weights
+    assert out["plates_needed"] == {"0.98": None}  # so the error does not fall
 
 
 def test_eval_run_script_reads_as_the_training_eval(tiny_run, synth_dir):

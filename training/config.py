@@ -25,7 +25,8 @@ class DataSource:
     detector's axis-aligned box of a plate turned up to that many degrees would, ``lowres`` > 1 blurs half of them
     as if the plate were up to that many times smaller, ``erase`` > 0 blanks a box of up to that fraction of the
     height on each side in half of them (random erasing); ``balance`` > 0 repeats rows holding rare characters (see
-    :func:`training.data.pipeline.oversample_rare`)."""
+    :func:`training.data.pipeline.oversample_rare`); ``fraction`` < 1 keeps only that share of the plate texts
+    (nested subsets, :func:`sdk.dataset.in_fraction`: how accuracy grows with the amount of real data)."""
 
     path: str
     split: Split = "all"
@@ -37,6 +38,7 @@ class DataSource:
     lowres: float = 0.0
     erase: float = 0.0
     balance: float = 0.0
+    fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,9 @@ def _source(d: Any, where: str, base: Path) -> DataSource:
         d["regions"] = tuple(d["regions"])
     for key in ("tilt", "skew", "lowres", "erase", "balance"):
         d[key] = float(d.get(key, 0.0))
+    d["fraction"] = float(d.get("fraction", 1.0))
+    if not 0 < d["fraction"] <= 1:
+        raise ConfigError(f"{where}: fraction is the share of plate texts kept, in (0, 1]")
     if min(d["tilt"], d["skew"], d["balance"]) < 0:
         raise ConfigError(f"{where}: tilt, skew and balance must be >= 0 (0: off)")
     if not 0 <= d["erase"] < 1:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from sdk.dataset import read_labels
+from sdk.dataset import in_fraction, read_labels
 from sdk.decode import labels_of
 from sdk.errors import LprError
 from sdk.image import plate_input, read_image
@@ -42,6 +42,8 @@ def load_arrays(source: DataSource, alphabet: str, size: tuple[int, int], defaul
     """Read a labelled folder into memory at the model's input size (rows with foreign characters are skipped)."""
     rows = read_labels(source.path, source.split, source.regions or default_regions)
     rows = [r for r in rows if 0 < len(r.text) <= MAX_LABEL and all(c in alphabet for c in r.text)]
+    if source.fraction < 1:
+        rows = [r for r in rows if in_fraction(r.text, source.fraction)]
     if not rows:
         raise LprError(f"{source.path} (split {source.split}) has no usable rows for this alphabet")
     h, w = size
