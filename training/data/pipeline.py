@@ -45,7 +45,8 @@ def load_arrays(source: DataSource, alphabet: str, size: tuple[int, int], defaul
     if source.fraction < 1:
         rows = [r for r in rows if in_fraction(r.text, source.fraction)]
     if not rows:
-        raise LprError(f"{source.path} (split {source.split}) has no usable rows for this alphabet")
+        kept = f", fraction {source.fraction}" if source.fraction < 1 else ""
+        raise LprError(f"{source.path} (split {source.split}{kept}) has no usable rows for this alphabet")
     h, w = size
     with ThreadPoolExecutor(4) as ex:
         images = np.stack(list(ex.map(lambda r: plate_input(read_image(r.path), h, w), rows)))
