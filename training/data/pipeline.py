@@ -221,19 +221,8 @@ def make_dataset(
         extra = extras[i] if extras is not None else np.zeros((len(arrays.images), 0), np.uint8)
         ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels, arrays.lengths, extra))
         ds = ds.shuffle(min(len(arrays.images), 20000), seed=seed).repeat()
-        ds = ds.map(
-            lambda x, y, n, e, a=src.augment, t=src.tilt, s=src.skew, r=src.lowres, z=src.erase: (
-                x,
-                y,
-                n,
-                e,
-                tf.constant(a),
-                tf.constant(t),
-                tf.constant(s),
-                tf.constant(r),
-                tf.constant(z),
-            )
-        )
+        options = (src.augment, src.tilt, src.skew, src.lowres, src.erase)
+        ds = ds.map(_as_is(lambda x, y, n, e, o=options: (x, y, n, e, *(tf.constant(v) for v in o))))
         streams.append(ds)
     weights = np.array([src.weight for _, src in parts], np.float64)
     ds = (
@@ -265,4 +254,11 @@ def make_dataset(
         )
         return (x, y, n, e) if extras is not None else (x, y, n)
 
-    return ds.batch(batch_size, drop_remainder=True).map(prep, num_parallel_calls=2).prefetch(2)
+    return ds.batch(batch_size, drop_remainder=True).map(_as_is(prep), num_parallel_calls=2).prefetch(2)
+
+
+def _as_is(fn):
+    """``fn`` traced as written, not converted by autograph (the pipeline branches on Python values only).
+    Autograph reads a function's source file when a stage's dataset is built, so a checkout edited during a
+    run would otherwise crash it at its next stage, or convert the wrong code."""
+    return tf.autograph.experimental.do_not_convert(fn)
