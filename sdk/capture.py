@@ -56,12 +56,15 @@ class Frame:
         index: 0-based count of frames the source has delivered before this one.
         timestamp: ``time.monotonic()`` when the frame was captured.
         source: Human-readable origin, e.g. an image's file name, a video's name or ``"picamera2"``.
+        stream_index: Position in the camera's stream: ``index`` plus the frames the source dropped before this one
+            (:attr:`FrameSource.dropped`); None for a frame made by hand (then ``index`` stands for it).
     """
 
     image: np.ndarray
     index: int
     timestamp: float
     source: str
+    stream_index: int | None = None
 
 
 class CaptureLike(Protocol):
@@ -135,7 +138,7 @@ class FrameSource(ABC):
             except ImageError as e:
                 self._skip(f"{label}: {e}")
                 continue
-            frame = Frame(image=bgr, index=self._index, timestamp=time.monotonic(), source=label)
+            frame = Frame(bgr, self._index, time.monotonic(), label, self._index + self.dropped)
             self._index += 1
             return frame
 

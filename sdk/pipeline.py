@@ -82,13 +82,22 @@ class PlateRead:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """The plates of one frame and the milliseconds each stage took."""
+    """The plates of one frame and the milliseconds each stage took.
+
+    ``stream_index`` is the frame's position in the camera's stream, counting the frames the source dropped
+    (:attr:`sdk.capture.Frame.stream_index`; None when not given): the tracker measures motion in it."""
 
     index: int
     plates: tuple[PlateRead, ...]
     timings_ms: dict[str, float]
     source: str = ""
     frame: np.ndarray | None = field(default=None, repr=False, compare=False)  # the BGR frame read
+    stream_index: int | None = None
+
+    @property
+    def position(self) -> int:
+        """The frame's position in its stream: ``stream_index``, or ``index`` when that is not given."""
+        return self.index if self.stream_index is None else self.stream_index
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -202,8 +211,15 @@ class Pipeline:
             region = next((r for r in m.regions if match_format(read.text, r)), None)
         return PlateRead((0, 0, 0, 0), None, 0.0, read.text, read.confidence, read.candidates, region, m.name)
 
-    def process(self, frame: np.ndarray, index: int = 0, capture_ms: float = 0.0, source: str = "") -> FrameResult:
-        """Detect and read every plate of one frame (BGR, gray or BGRA).
+    def process(
+        self,
+        frame: np.ndarray,
+        index: int = 0,
+        capture_ms: float = 0.0,
+        source: str = "",
+        stream_index: int | None = None,
+    ) -> FrameResult:
+        """Detect and read every plate of one frame (BGR, gray or BGRA); ``stream_index``: see :class:`FrameResult`.
 
         Raises:
             ImageError: the frame is empty or not an image.
@@ -219,7 +235,7 @@ class Pipeline:
             best, used = self._read_plate(frame, det, timings)
             if best and best.text and best.confidence >= self.min_confidence:
                 plates.append(replace(best, box=used.box, corners=used.corners, detection_score=det.score))
-        return FrameResult(index, tuple(plates), timings, source, frame)
+        return FrameResult(index, tuple(plates), timings, source, frame, stream_index)
 
     def _read_plate(
         self, frame: np.ndarray, det: Detection, timings: dict[str, float]
@@ -286,7 +302,7 @@ class Pipeline:
                 if frame is None:
                     break
                 try:
-                    result = self.process(frame.image, frame.index, _ms(t), frame.source)
+                    result = self.process(frame.image, frame.index, _ms(t), frame.source, frame.stream_index)
                 except ImageError as e:
                     self.stats.skipped += 1
                     log.warning("frame %s skipped: %s", frame.index, e)

@@ -5,7 +5,9 @@ its recent speed) is nearest, with sure reads deciding first (two sure reads of 
 plates; a sure read of a track's text rejoins it wherever it is). The track's read is fused from every frame's
 top-N candidates: their probabilities are summed per text, so a plate misread in a few frames (far away,
 blurred) still gets the text most frames agree on. A track ends when it has not been seen for ``max_age``
-frames; then its fused read is final.
+frames; then its fused read is final. Motion is measured in the camera's frames (``FrameResult.position``), so a
+live source that drops a varying number of frames while the pipeline is busy does not throw off the prediction;
+age is counted in the frames read.
 
 >>> from sdk import Pipeline, PlateTracker, open_source
 >>> pipe, tracker = Pipeline("detector", ["latin"]), PlateTracker()
@@ -135,7 +137,8 @@ class _Track:
     first_frame: int
     last_frame: int
     box: np.ndarray  # (4,) x0, y0, x1, y1 of the last read
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre shift per frame
+    last_pos: int = 0  # stream position of the last read (FrameResult.position)
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre shift per stream frame
     tally: Tally = field(default_factory=Tally)
 
     def leading(self) -> tuple[str, float]:
@@ -144,18 +147,18 @@ class _Track:
         best = self.tally.best.get(text)
         return text, best.confidence if best else 0.0
 
-    def predicted(self, index: int) -> np.ndarray:
-        return self.box + np.tile(self.velocity * (index - self.last_frame), 2)
+    def predicted(self, pos: int) -> np.ndarray:
+        return self.box + np.tile(self.velocity * (pos - self.last_pos), 2)
 
-    def add(self, index: int, read: PlateRead, jumped: bool = False) -> None:
+    def add(self, result: FrameResult, read: PlateRead, jumped: bool = False) -> None:
         """Add a frame's read; ``jumped``: it rejoined by its text from elsewhere (no speed to learn from)."""
         box = np.asarray(read.box, np.float64)
         if jumped:
             self.velocity = np.zeros(2)
         elif self.tally.n:
-            shift = (_centre(box) - _centre(self.box)) / max(index - self.last_frame, 1)
+            shift = (_centre(box) - _centre(self.box)) / max(result.position - self.last_pos, 1)
             self.velocity = shift if self.tally.n == 1 else 0.5 * self.velocity + 0.5 * shift
-        self.box, self.last_frame = box, index
+        self.box, self.last_frame, self.last_pos = box, result.index, result.position
         self.tally.add(read)
 
     def fused(self, top_n: int) -> TrackedPlate:
@@ -166,7 +169,8 @@ class PlateTracker:
     """Follows plates across the frames of one source and fuses each track's reads.
 
     Args:
-        max_age: frames a track may go unseen before it ends (a plate hidden for a moment keeps its track).
+        max_age: frames read in which a track may go unseen before it ends (a plate hidden for a moment keeps
+            its track).
         max_distance: a plate joins a track when its box centre lies within this many plate widths of the
             track's predicted centre (and the widths differ by less than 2x); the nearest pairs match first.
         min_frames: tracks seen in fewer frames are dropped when they end (a one-frame false detection).
@@ -198,13 +202,13 @@ class PlateTracker:
         gone = [t for t in self._tracks if index - t.last_frame > self.max_age]
         self._tracks = [t for t in self._tracks if t not in gone]
         ids = [0] * len(result.plates)
-        for p, t, jumped in self._match(result.plates, index):
-            self._tracks[t].add(index, result.plates[p], jumped)
+        for p, t, jumped in self._match(result.plates, result.position):
+            self._tracks[t].add(result, result.plates[p], jumped)
             ids[p] = self._tracks[t].id
         for p, read in enumerate(result.plates):
             if not ids[p]:
                 track = _Track(self._next_id, index, index, np.asarray(read.box, np.float64))
-                track.add(index, read)
+                track.add(result, read)
                 self._tracks.append(track)
                 ids[p] = track.id
                 self._next_id += 1
@@ -224,7 +228,7 @@ class PlateTracker:
         fused = (t.fused(self.top_n) for t in tracks)
         return tuple(v for v in fused if v.frames >= self.min_frames and v.confidence >= self.min_confidence)
 
-    def _match(self, plates: tuple[PlateRead, ...], index: int) -> list[tuple[int, int, bool]]:
+    def _match(self, plates: tuple[PlateRead, ...], pos: int) -> list[tuple[int, int, bool]]:
         """(plate, track, joined by text alone) triples. A plate may join a track within ``max_distance`` plate
         widths of where it is predicted (widths within 2x), unless both reads are sure and their texts differ
         by more than TEXT_DISTANCE; a sure read equal to a sure track's text may join it wherever it is. Pairs
@@ -238,7 +242,7 @@ class PlateTracker:
                 sure = min(read.confidence, conf) >= SURE
                 if sure and read.text != text and edit_distance(read.text, text) > TEXT_DISTANCE:
                     continue
-                pred = track.predicted(index)
+                pred = track.predicted(pos)
                 w_pred, w_new = pred[2] - pred[0], box[2] - box[0]
                 d = np.inf
                 if 0.5 < w_new / max(w_pred, 1e-6) < 2.0:

@@ -331,6 +331,8 @@ def test_video_source_reads_a_live_camera_for_its_newest_frame(video_file: Path,
             time.sleep(0.035)
     blue = [int(round((f.image[..., 0].mean() - 20) / 30)) for f in frames]  # frame i is 30 * i + 20
     assert blue == sorted(set(blue)) and len(frames) < 7 and src.dropped == 7 - len(frames)
+    assert [f.stream_index for f in frames] == blue  # the camera's frame number, dropped frames counted
+    assert [f.index for f in frames] == list(range(len(frames)))
 
 
 def test_a_slow_reader_of_a_network_camera_stays_one_frame_behind() -> None:

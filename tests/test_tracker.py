@@ -62,6 +62,24 @@ def test_tracks_follow_moving_plates_through_a_gap_and_fuse_their_reads():
     assert tracker.active[0].track_id == 3 and tracker.flush() == ()  # one frame is below min_frames
 
 
+def test_motion_is_measured_in_camera_frames_when_a_live_source_drops_some():
+    """A plate moving 60 px per camera frame, read unsure (so only its predicted position can match it) in the
+    camera frames a busy pipeline got to: 0, 1, 4, 5, 9, 10. Its speed is per camera frame, so it keeps one track
+    through the gaps; measured per frame read, the gaps would throw the prediction off by 1.2-2.4 widths."""
+    stream = [0, 1, 4, 5, 9, 10]
+
+    def ids(with_stream: bool) -> set[int]:
+        tracker = PlateTracker(min_confidence=0)
+        out = set()
+        for i, pos in enumerate(stream):
+            plate = _plate(60 * pos, 100, f"ABC{i}", conf=0.3)
+            out |= set(tracker.update(FrameResult(i, (plate,), {}, stream_index=pos if with_stream else None)).ids)
+        return out
+
+    assert len(ids(with_stream=True)) == 1
+    assert len(ids(with_stream=False)) > 1
+
+
 def test_nearest_pairs_match_first_and_far_or_resized_boxes_start_new_tracks():
     tracker = PlateTracker(max_distance=1.0, min_frames=1)
     first = tracker.update(_frame(0, _plate(0, 0, "AAA1111"), _plate(150, 0, "BBB2222")))
