@@ -57,7 +57,7 @@ class PlateReader:
         region: region for template post-filtering (cn, us, br, eu), if known.
         threads: interpreter threads.
         single_read: read each plate at one margin (faster; for slow boards).
-        max_age: frames a plate may go unseen before its vehicle is reported.
+        max_age: frames read in which a plate may go unseen before its vehicle is reported.
     """
 
     def __init__(
@@ -112,9 +112,9 @@ class PlateReader:
 
     def _work(self) -> None:
         while (item := self._slot.get()) is not None:
-            index, image = item
+            index, image = item  # the host's frame number: motion is measured in it, age in frames read
             try:
-                result = self.pipeline.process(image, index, source="host")
+                result = self.pipeline.process(image, self.processed + self.skipped, source="host", stream_index=index)
             except ImageError as e:  # an empty or malformed frame from the host: skip it
                 self.skipped += 1
                 log.warning("frame %d skipped: %s", index, e)
