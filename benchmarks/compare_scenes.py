@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N frames of each region (0: all)")
     ap.add_argument("--no-rapidocr", action="store_true", help="only our pipeline")
     ap.add_argument("--single-read", action="store_true", help="read each plate at one margin (Pipeline margins)")
+    ap.add_argument("--misses", action="store_true", help="also list our missed frames: file, label, our reads")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = ap.parse_args(argv)
 
@@ -66,8 +67,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         margins = margins_for(args.single_read)
         pipe = Pipeline(args.detector, [args.recognizer], threads=args.threads, region=region, margins=margins)
         results, ms = timed(pipe.process, frames)
-        hits = sum(any(p.text == t for p in r.plates) for r, t in zip(results, truths, strict=True))
-        res: dict[str, Any] = {"n": len(sel), "ours_frames_read": round(hits / len(sel), 4), "ours_ms": round(ms, 2)}
+        hit = [any(p.text == t for p in r.plates) for r, t in zip(results, truths, strict=True)]
+        res: dict[str, Any] = {
+            "n": len(sel),
+            "ours_frames_read": round(sum(hit) / len(sel), 4),
+            "ours_ms": round(ms, 2),
+        }
+        if args.misses:
+            res["misses"] = [
+                {"file": s.path.name, "label": t, "reads": [[p.text, round(p.confidence, 3)] for p in r.plates]}
+                for s, t, r, ok in zip(sel, truths, results, hit, strict=True)
+                if not ok
+            ]
         if engine is not None:
             lines, ms = timed(lambda img: [str(r[1]) for r in (engine(img)[0] or [])], frames)
             hits = sum(ocr_correct(s, t, alphabet_for(region)) for s, t in zip(lines, truths, strict=True))
@@ -84,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{region:<8}{r['n']:>5}{r['ours_frames_read']:>11.3f}{r['ours_ms']:>9.1f}"
             f"{r.get('rapidocr_frames_read', float('nan')):>15.3f}{r.get('rapidocr_ms', float('nan')):>13.1f}"
         )
+    for region, r in regions.items():
+        for m in r.get("misses", []):
+            reads = ", ".join(f"{text} {conf:.2f}" for text, conf in m["reads"]) or "no plate read"
+            print(f"missed {region} {m['file']}: {m['label']} <- {reads}")
     return 0
 
 

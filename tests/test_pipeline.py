@@ -335,3 +335,18 @@ def test_flat_crops_read_as_no_plate(bundle):
     for value in (0, 128, 255):
         read = rec.recognize(np.full((*rec.manifest.input_hw, 3), value, np.uint8))
         assert read.format is None and read.confidence < 0.5
+
+
+@needs_shipped_detector
+def test_compare_scenes_counts_frames_read_and_lists_the_missed_ones(tmp_path):
+    """benchmarks/compare_scenes.py on the first sample-drive frames, ours only: its frames-read share agrees with
+    its list of missed frames, and each miss names the frame, the label and what the pipeline read instead."""
+    script = REPO / "benchmarks" / "compare_scenes.py"
+    cmd = [sys.executable, str(script), "--data", str(DRIVE), "--split", "all", "--regions", "br", "--limit", "6"]
+    r = subprocess.run([*cmd, "--no-rapidocr", "--misses", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    br = json.loads(r.stdout)["regions"]["br"]
+    labels = {s.path.name: s.plates[0].text for s in read_scenes(DRIVE)}
+    assert br["n"] == 6 and round(br["ours_frames_read"] * 6) == 6 - len(br["misses"])
+    for miss in br["misses"]:
+        assert labels[miss["file"]] == miss["label"] and all(text != miss["label"] for text, _ in miss["reads"])
