@@ -547,6 +547,10 @@ class PiCameraSource(FrameSource):
     (what OpenCV expects) and ``"XRGB8888"`` as B, G, R, X; the ``BGR`` variants arrive as R, G, B and are
     swapped here. Some sensor and driver combinations are known to swap red and blue: check a coloured target.
 
+    Each read takes the newest frame (picamera2 keeps only the last completed request, so a slow pipeline never
+    reads a backlog); the frames the camera completed in between are counted in :attr:`dropped`, from the gap
+    between the frames' sensor timestamps (``SensorTimestamp`` over ``FrameDuration`` in the request's metadata).
+
     Args:
         size: (width, height) of the main stream.
         format: picamera2 pixel format of the main stream.
@@ -559,6 +563,8 @@ class PiCameraSource(FrameSource):
         self.size = (int(size[0]), int(size[1]))
         self.format = format
         self._cam: Any = None
+        self._dropped = 0
+        self._last_ns: int | None = None  # sensor timestamp of the last frame read
 
     def open(self) -> None:
         """Configure and start the camera; raise :class:`CaptureError` if picamera2 or the camera is missing."""
@@ -584,8 +590,14 @@ class PiCameraSource(FrameSource):
             cam.close()
             raise CaptureError(f"cannot start the Pi camera at {self.size} {self.format}: {e}") from None
         self._cam = cam
-        self._index = 0
+        self._index = self._dropped = 0
+        self._last_ns = None
         self._is_open = True
+
+    @property
+    def dropped(self) -> int:
+        """Frames the camera completed between two reads, never read."""
+        return self._dropped
 
     def close(self) -> None:
         """Stop and close the camera."""
@@ -601,12 +613,25 @@ class PiCameraSource(FrameSource):
 
     def _next_raw(self) -> tuple[Any, str] | None:
         try:
-            image = self._cam.capture_array("main")
+            request = self._cam.capture_request()
+            try:
+                image, metadata = request.make_array("main"), request.get_metadata()  # make_array copies
+            finally:
+                request.release()
         except Exception as e:
             raise CaptureError(f"Pi camera capture failed: {e}") from None
+        self._count_dropped(metadata)
         if self.format.endswith("BGR888") and isinstance(image, np.ndarray) and image.ndim == 3:
             image = np.ascontiguousarray(image[:, :, 2::-1])  # R, G, B[, X] -> B, G, R
         return image, self.name
+
+    def _count_dropped(self, metadata: dict[str, Any]) -> None:
+        ns, frame_us = metadata.get("SensorTimestamp"), metadata.get("FrameDuration")
+        if ns is None or not frame_us:
+            return
+        if self._last_ns is not None:
+            self._dropped += max(round((ns - self._last_ns) / (frame_us * 1000)) - 1, 0)
+        self._last_ns = ns
 
 
 def _picamera2_broken(e: Exception) -> str:

@@ -391,8 +391,21 @@ def test_picamera_that_fails_to_import_says_why_and_how_to_fix_it(tmp_path, monk
 
 
 def test_picamera_call_sequence_with_a_stand_in_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Not a test of libcamera: only that the documented picamera2 calls are made and the camera is closed."""
+    """Not a test of libcamera: only that the documented picamera2 calls are made, each request is released, the
+    frames skipped between reads are counted from the sensor timestamps, and the camera is closed."""
     calls: list[str] = []
+    sensor_ms = iter([1000.0, 1033.3, 1133.3, 1166.7])  # a 30 FPS camera; 2 frames missed before the third read
+
+    class Request:
+        def make_array(self, stream: str) -> np.ndarray:
+            calls.append(f"array {stream}")
+            return np.full((H, W, 3), (1, 2, 3), np.uint8)  # BGR888 in picamera2 arrives as R, G, B
+
+        def get_metadata(self) -> dict:
+            return {"SensorTimestamp": int(next(sensor_ms) * 1e6), "FrameDuration": 33333}
+
+        def release(self) -> None:
+            calls.append("release")
 
     class Picamera2:
         def create_video_configuration(self, main: dict) -> dict:
@@ -405,9 +418,8 @@ def test_picamera_call_sequence_with_a_stand_in_module(monkeypatch: pytest.Monke
         def start(self) -> None:
             calls.append("start")
 
-        def capture_array(self, stream: str) -> np.ndarray:
-            calls.append(f"capture {stream}")
-            return np.full((H, W, 3), (1, 2, 3), np.uint8)  # BGR888 in picamera2 arrives as R, G, B
+        def capture_request(self) -> Request:
+            return Request()
 
         def stop(self) -> None:
             calls.append("stop")
@@ -419,10 +431,11 @@ def test_picamera_call_sequence_with_a_stand_in_module(monkeypatch: pytest.Monke
     module.Picamera2 = Picamera2  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "picamera2", module)
     with PiCameraSource(size=(W, H), format="BGR888") as src:
-        frame = src.read()
-    assert frame is not None and frame.source == "picamera2"
-    assert tuple(frame.image[0, 0]) == (3, 2, 1)
-    assert calls == [f"config {(W, H)} BGR888", "configure", "start", "capture main", "stop", "close"]
+        frames = [src.read() for _ in range(4)]
+    assert all(f is not None and f.source == "picamera2" for f in frames)
+    assert tuple(frames[0].image[0, 0]) == (3, 2, 1)
+    assert [f.stream_index for f in frames] == [0, 1, 4, 5] and src.dropped == 2
+    assert calls == [f"config {(W, H)} BGR888", "configure", "start", *["array main", "release"] * 4, "stop", "close"]
     with pytest.raises(CaptureError, match="unsupported picamera2 format"):
         PiCameraSource(format="YUV420")  # type: ignore[arg-type]
 
