@@ -221,6 +221,11 @@ def load_bundle(path: str | Path) -> Bundle:
     if p.is_dir():
         mpath = p / MANIFEST_NAME
         if not mpath.is_file():
+            if is_detector_folder(p):
+                raise BundleError(
+                    f"{p} is a detector (its stage bundles {', '.join(DETECTOR_STAGES)} as subfolders); "
+                    "a single model's bundle is needed here, e.g. a recognizer (cn, latin)"
+                )
             raise BundleError(f"{p} holds no {MANIFEST_NAME}: not a bundle directory")
         raw, files = mpath.read_bytes(), None
     else:

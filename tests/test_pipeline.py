@@ -61,6 +61,8 @@ def test_pipeline_refuses_wrong_bundles(tiny_detector, tiny_bundle):
     root, _ = tiny_detector
     with pytest.raises(BundleError, match="recognizer bundle is needed"):
         Pipeline(root / "bundle", [root / "bundle" / "proposal"])
+    with pytest.raises(BundleError, match="is a detector .*e.g. a recognizer"):  # the whole detector folder
+        Pipeline(root / "bundle", [root / "bundle"])
     with pytest.raises(BundleError, match="detector proposal bundle is needed"):
         Pipeline(tiny_bundle, [tiny_bundle])
 
