@@ -73,7 +73,8 @@ def tiny_bundle(tmp_path_factory, tiny_run, synth_dir) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     out.mkdir()
     (out / "REBUILD.md").write_text("notes kept next to a bundle\n")  # must survive the export (test_training)
-    quantize_run(tiny_run, synth_dir, out, eval_dir=synth_dir, eval_split="all", allow_drop=True)
+    with pytest.warns(UserWarning, match="calibration images"):  # 48 on purpose: tests stay small
+        quantize_run(tiny_run, synth_dir, out, eval_dir=synth_dir, eval_split="all", allow_drop=True)
     return out
 
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from sdk.dataset import read_labels
-from sdk.decode import decode
 from sdk.image import plate_input, read_image
 from sdk.recognizer import Recognizer
 from tests.conftest import needs_tf, tiny_config
@@ -88,18 +87,22 @@ def test_int8_bundle_reads_like_float(tiny_run, tiny_bundle, synth_dir):
     rec = Recognizer(tiny_bundle)
     m = rec.manifest
     assert m.metrics["float"]["overall"]["n"] == 48 and "int8_drop_pp" in m.metrics
-    agree = 0
-    rows = read_labels(synth_dir)[:12]
-    for row in rows:
+    # Whether a 30-step model reads anything depends on the machine, so the check is on what quantisation defines:
+    # logits correlate, and at every frame whose float top-2 margin is clearly wider than the int8 output's error
+    # budget (a few quantisation steps), int8 picks the same class. Near-ties may flip; they are not compared.
+    margin = 2 * 3 * float(rec.interpreter.get_output_details()[0]["quantization"][0])  # 3 steps each side
+    compared = 0
+    for row in read_labels(synth_dir)[:12]:
         img = read_image(row.path)
         x = plate_input(img, *cfg.input_size)[None].astype(np.float32) / 255.0
         float_logits = np.asarray(model(x, training=False))[0]
         int8_logits = rec.logits(rec.prepare(img))
         assert np.corrcoef(float_logits.ravel(), int8_logits.ravel())[0, 1] > 0.95
-        f = decode(float_logits, m.alphabet, m.blank_index, method="greedy")
-        q = decode(int8_logits, m.alphabet, m.blank_index, method="greedy")
-        agree += f.text == q.text
-    assert agree >= 9  # int8 reads agree with float on most plates
+        top2 = np.sort(float_logits, axis=-1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > margin
+        np.testing.assert_array_equal(float_logits[clear].argmax(-1), int8_logits[clear].argmax(-1))
+        compared += int(clear.sum())
+    assert compared > 0  # the margin left frames to compare
 
 
 @needs_tf
