@@ -18,6 +18,7 @@ from sdk.cli import main
 from sdk.dataset import read_labels
 from sdk.formats import match_format
 
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 METRIC_KEYS = {"n", "plate_accuracy", "char_accuracy", "top3_accuracy", "length_consistency", "latency_ms_median"}
 
 
@@ -69,9 +70,11 @@ def test_recognize_prints_a_line_per_image(tiny_bundle, synth_dir):
     imgs = images_of(synth_dir, 3)
     result = run("recognize", tiny_bundle, *imgs)
     assert result.exit_code == 0, result.output
-    lines = result.stdout.strip().splitlines()
+    *lines, total = result.stdout.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(p) for p in imgs]
-    assert all(len(line.split("\t")) == 4 for line in lines)
+    # synth_dir/labels.csv names the images: each read is followed by its label
+    assert all(len(line.split("\t")) == 5 and line.split("\t")[4].startswith("label ") for line in lines)
+    assert total.endswith(f"/3 read right (labels: {synth_dir / 'labels.csv'})")
     assert result.stderr.strip() == "backend: ai-edge-litert"
 
 
@@ -83,8 +86,10 @@ def test_recognize_json(tiny_bundle, synth_dir):
     objs = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert len(objs) == 2
     for obj, img in zip(objs, imgs, strict=True):
-        assert set(obj) == {"image", "text", "confidence", "region", "format", "candidates", "looks", "latency_ms"}
+        keys = {"image", "text", "confidence", "region", "format", "candidates", "looks", "latency_ms", "label"}
+        assert set(obj) == keys
         assert obj["image"] == str(img) and obj["region"] == "cn"
+        assert obj["label"] == next(r.text for r in read_labels(synth_dir) if r.path == img)
         assert len(obj["candidates"]) == 1 and set(obj["candidates"][0]) == {"text", "confidence"}
 
 
@@ -100,6 +105,40 @@ def test_recognize_continues_past_unreadable_images(tiny_bundle, synth_dir, tmp_
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 2 and all(e.startswith("error: ") for e in errors)
     assert "bad.jpg" in errors[0] and "empty.jpg" in errors[1]
+
+
+@pytest.mark.parametrize("bundle", ["cn", "latin"])
+def test_the_shipped_models_read_every_sample(bundle):
+    """The README's first command: each sample crop is read as samples/labels.csv says (the samples are ours)."""
+    imgs = sorted((SAMPLES / bundle).glob("*.jpg"))
+    result = CliRunner().invoke(main, ["recognize", bundle, *map(str, imgs)])
+    assert result.exit_code == 0, result.output
+    *lines, total = result.stdout.strip().splitlines()
+    assert len(lines) == len(imgs) and all(line.endswith(": right") for line in lines), result.stdout
+    assert total == f"{len(imgs)}/{len(imgs)} read right (labels: {SAMPLES / 'labels.csv'})"
+
+
+def test_recognize_shows_a_misread_next_to_its_label(tmp_path):
+    """A labels.csv beside the images: a wrong label is shown as a misread and counted, not an error."""
+    for name in ("cn_0.jpg", "cn_3.jpg", "cn_1.jpg"):
+        shutil.copy(SAMPLES / "cn" / name, tmp_path / name)
+    rows = [("cn_0.jpg", "青H99790", "cn", "ours"), ("cn_3.jpg", "津W030S5", "cn", "a wrong label")]
+    with open(tmp_path / "labels.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("file", "plate_text", "region", "source"), *rows])
+    result = run("recognize", "cn", tmp_path / "cn_0.jpg", tmp_path / "cn_3.jpg", tmp_path / "cn_1.jpg")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].endswith("\tlabel 青H99790: right")
+    assert "\t津W030SS\t" in lines[1] and lines[1].endswith("\tlabel 津W030S5: MISREAD")
+    assert len(lines[2].split("\t")) == 4  # cn_1.jpg has no row: no label, not counted
+    assert lines[3] == f"1/2 read right (labels: {tmp_path / 'labels.csv'})"
+
+
+def test_recognize_without_labels_prints_no_total(tmp_path):
+    shutil.copy(SAMPLES / "cn" / "cn_0.jpg", tmp_path / "plate.jpg")
+    result = run("recognize", "cn", tmp_path / "plate.jpg")
+    assert result.exit_code == 0, result.output
+    assert [len(line.split("\t")) for line in result.stdout.strip().splitlines()] == [4]
 
 
 @pytest.mark.parametrize("content", [b"this is not an image", b""], ids=["text", "empty"])
