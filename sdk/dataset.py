@@ -1,4 +1,9 @@
-"""Labelled folders and the deterministic train/test split.
+"""Labelled folders and the deterministic splits.
+
+Every plate text falls on one side of the **test** split (about 25 %, reported once per recipe) or the **train**
+split. The train split is itself cut into **val** (about a fifth of its texts: the split that chooses recipes,
+thresholds and checkpoints) and **fit** (the rest: what a recipe trains on when val must stay unseen). ``train``
+keeps meaning fit + val, as the shipped models were trained on it.
 
 Plate crops: ``labels.csv`` with file, plate_text, region, source. Scenes (whole frames): ``labels.csv`` with
 file, plate_text, region, x1..y4 (corners TL, TR, BR, BL in pixels), source; one row per plate.
@@ -17,8 +22,10 @@ import numpy as np
 
 from sdk.errors import LprError
 
-Split = Literal["all", "train", "test"]
+Split = Literal["all", "train", "test", "fit", "val"]
+SPLITS: tuple[str, ...] = ("all", "train", "test", "fit", "val")
 TEST_PERCENT = 25
+VAL_PERCENT = 20  # of the train split's texts
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,24 @@ def split_of(text: str) -> Literal["train", "test"]:
     """``test`` for about 25 % of plate texts, by hash: every crop of one plate lands on the same side."""
     h = int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16)
     return "test" if h % 100 < TEST_PERCENT else "train"
+
+
+def in_val(text: str) -> bool:
+    """Whether a train-split text is in the validation split (about ``VAL_PERCENT`` % of them), by a hash
+    independent of :func:`split_of` and :func:`in_fraction`."""
+    h = int(hashlib.md5(f"val:{text}".encode()).hexdigest()[:8], 16)
+    return split_of(text) == "train" and h % 100 < VAL_PERCENT
+
+
+def in_split(text: str, split: Split) -> bool:
+    """Whether a plate text belongs to ``split`` (``all``, ``train`` = ``fit`` + ``val``, ``test``)."""
+    if split == "all":
+        return True
+    if split in ("train", "test"):
+        return split_of(text) == split
+    if split in ("fit", "val"):
+        return split_of(text) == "train" and in_val(text) == (split == "val")
+    raise LprError(f"unknown split {split!r}: one of {', '.join(SPLITS)}")
 
 
 def in_fraction(text: str, fraction: float) -> bool:
@@ -69,7 +94,7 @@ def read_labels(
     d = Path(data_dir)
     rows = [LabelRow(d / r["file"], r["plate_text"], r["region"], r.get("source") or "") for r in _csv_rows(d, _CROP)]
     return [
-        r for r in rows if (split == "all" or split_of(r.text) == split) and (regions is None or r.region in regions)
+        r for r in rows if in_split(r.text, split) and (regions is None or r.region in regions)
     ]
 
 
@@ -117,7 +142,11 @@ def scene_split(file: str | Path, text: str = "") -> Literal["train", "test"]:
     """The split of a scene frame: by its labelled plate text when it has one (the same side as that plate's
     crops, so a recogniser trained on the train split never saw a test frame's plate), else by its file stem
     without a trailing ``_t<digits>``, so all frames of one dashcam ride land on the same side."""
-    return split_of(text) if text else split_of(re.sub(r"_t\d+$", "", Path(str(file)).stem))
+    return split_of(_scene_key(file, text))
+
+
+def _scene_key(file: str | Path, text: str) -> str:
+    return text or re.sub(r"_t\d+$", "", Path(str(file)).stem)
 
 
 def read_scenes(
@@ -127,7 +156,8 @@ def read_scenes(
 
     Args:
         scenes_dir: folder with ``labels.csv`` and the images it names.
-        split: ``all``, or the ``train``/``test`` side of :func:`scene_split` (by the first plate's text).
+        split: ``all``, or the side of :func:`scene_split` (by the first plate's text; ``fit``/``val`` cut its
+            train side as :func:`in_split` does crops).
         regions: keep frames with at least one plate of these regions (None: all).
 
     Raises:
@@ -146,7 +176,7 @@ def read_scenes(
     frames = []
     for file, items in grouped.items():
         plates = tuple(p for p, _ in items)
-        if split != "all" and scene_split(file, plates[0].text) != split:
+        if split != "all" and not in_split(_scene_key(file, plates[0].text), split):
             continue
         if regions is not None and not any(p.region in regions for p in plates):
             continue

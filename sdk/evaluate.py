@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ import numpy as np
 from sdk.dataset import LabelRow
 from sdk.decode import Read
 from sdk.detector import iou_matrix
+from sdk.formats import match_format
 from sdk.image import read_image
 
 ReadFn = Callable[[np.ndarray, str], Read]
@@ -29,16 +31,29 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``k / n`` (95 % for ``z`` = 1.96): honest at small ``n`` and at
+    proportions near 0 or 1, where the normal approximation's interval leaves [0, 1]."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
+
+
 def summarize(pairs: Sequence[tuple[str, Read]], latencies_ms: Sequence[float]) -> dict[str, Any]:
-    """Metrics of (truth, read) pairs: plate, char and top-3 accuracy, length consistency, the share of reads
-    that took a second look, median latency."""
+    """Metrics of (truth, read) pairs: plate accuracy with its 95 % interval, char and top-3 accuracy, length
+    consistency, the share of reads that took a second look, median latency."""
     n = len(pairs)
     if n == 0:
         return {"n": 0}
     chars = sum(len(t) for t, _ in pairs)
+    right = sum(r.text == t for t, r in pairs)
     return {
         "n": n,
-        "plate_accuracy": round(sum(r.text == t for t, r in pairs) / n, 4),
+        "plate_accuracy": round(right / n, 4),
+        "plate_accuracy_ci95": list(wilson_interval(right, n)),
         "char_accuracy": round(sum(max(0, len(t) - edit_distance(t, r.text)) for t, r in pairs) / max(1, chars), 4),
         "top3_accuracy": round(sum(any(c.text == t for c in r.candidates[:3]) or r.text == t for t, r in pairs) / n, 4),
         "length_consistency": round(sum(len(r.text) == len(t) for t, r in pairs) / n, 4),
@@ -47,13 +62,45 @@ def summarize(pairs: Sequence[tuple[str, Read]], latencies_ms: Sequence[float]) 
     }
 
 
+# Crop widths (pixels, as given to the reader) at which the ``sizes`` breakdown starts a new bucket.
+SIZE_EDGES = (60, 120, 240)
+
+
+def size_bucket(width: int) -> str:
+    """``width``'s bucket of ``SIZE_EDGES``: ``<60``, ``60-119``, ``120-239`` or ``>=240`` (px)."""
+    lo = 0
+    for edge in SIZE_EDGES:
+        if width < edge:
+            return f"<{edge}" if lo == 0 else f"{lo}-{edge - 1}"
+        lo = edge
+    return f">={lo}"
+
+
+def plate_group(text: str, region: str) -> str:
+    """The group a plate generalises over: a cn plate's province character, else its region's layout (the first
+    of the region's formats it fits, ``other`` when none)."""
+    if region == "cn" and text:
+        return text[0]
+    fmt = match_format(text, region)
+    return fmt.name if fmt is not None else "other"
+
+
+def source_name(source: str) -> str:
+    """A labels.csv ``source`` shortened to its origin (its first word: ``CCPD``, ``liuruoze/EasyPR``)."""
+    return source.split()[0] if source.strip() else "unknown"
+
+
 def evaluate_rows(read: ReadFn, rows: Sequence[LabelRow], misses: bool = False) -> dict[str, Any]:
-    """Run ``read(image_bgr, region)`` on every row; metrics ``overall`` and per region (``regions``).
+    """Run ``read(image_bgr, region)`` on every row; metrics ``overall``, per region (``regions``), and broken
+    down by ``sources`` (:func:`source_name`), ``groups`` (``region/``:func:`plate_group`: province or layout)
+    and crop width (``sizes``, :func:`size_bucket`), each with the plate accuracy's 95 % interval.
 
     Latency covers ``read`` only (preprocess + inference + decode), not the file read. With ``misses``, the result
     also lists every misread row (``misses``: file, region, truth, read, confidence, top-3 candidates).
     """
-    by_region: dict[str, list[tuple[str, Read]]] = defaultdict(list)
+    by: dict[str, dict[str, list[tuple[str, Read]]]] = {
+        k: defaultdict(list) for k in ("regions", "sources", "groups", "sizes")
+    }
     lat: dict[str, list[float]] = defaultdict(list)
     wrong = []
     for row in rows:
@@ -61,18 +108,34 @@ def evaluate_rows(read: ReadFn, rows: Sequence[LabelRow], misses: bool = False) 
         t0 = time.perf_counter()
         r = read(img, row.region)
         lat[row.region].append((time.perf_counter() - t0) * 1000)
-        by_region[row.region].append((row.text, r))
+        pair = (row.text, r)
+        by["regions"][row.region].append(pair)
+        by["sources"][source_name(row.source)].append(pair)
+        by["groups"][f"{row.region}/{plate_group(row.text, row.region)}"].append(pair)
+        by["sizes"][size_bucket(img.shape[1])].append(pair)
         if r.text != row.text:
             top3 = [c.text for c in r.candidates[:3]]
             wrong.append({"file": row.path.name, "region": row.region, "truth": row.text, "read": r.text,
                           "confidence": round(r.confidence, 3), "top3": top3})  # fmt: skip
-    all_pairs = [p for v in by_region.values() for p in v]
+    all_pairs = [p for v in by["regions"].values() for p in v]
     all_lat = [x for v in lat.values() for x in v]
-    result = {
+    result: dict[str, Any] = {
         "overall": summarize(all_pairs, all_lat),
-        "regions": {k: summarize(v, lat[k]) for k, v in sorted(by_region.items())},
+        "regions": {k: summarize(v, lat[k]) for k, v in sorted(by["regions"].items())},
     }
+    for key in ("sources", "groups", "sizes"):
+        result[key] = {k: _brief(v) for k, v in sorted(by[key].items())}
     return {**result, "misses": wrong} if misses else result
+
+
+def _brief(pairs: Sequence[tuple[str, Read]]) -> dict[str, Any]:
+    """Plate accuracy of a breakdown cell, with its 95 % interval."""
+    right = sum(r.text == t for t, r in pairs)
+    return {
+        "n": len(pairs),
+        "plate_accuracy": round(right / len(pairs), 4),
+        "plate_accuracy_ci95": list(wilson_interval(right, len(pairs))),
+    }
 
 
 # --- detection ----------------------------------------------------------------------------------------------------

@@ -237,6 +237,24 @@ def test_fraction_keeps_nested_subsets_of_plate_texts(synth_dir):
     assert texts[0.25] <= texts[0.5] <= texts[1]
 
 
+def test_leave_out_drops_plates_by_prefix_and_is_validated(synth_dir):
+    from sdk.formats import ALPHABETS
+    from training.config import ConfigError, DataSource, parse_config
+    from training.data.pipeline import load_arrays
+
+    cn = ALPHABETS["cn"]
+    texts = load_arrays(DataSource(str(synth_dir)), cn, (24, 94)).texts
+    gone = (texts[0][0], texts[1][:2])
+    kept = load_arrays(DataSource(str(synth_dir), leave_out=gone), cn, (24, 94)).texts
+    assert set(kept) == {t for t in texts if not t.startswith(gone)} and len(kept) < len(texts)
+    config = tiny_config(synth_dir, steps=2)
+    config["stages"][0]["data"][0]["leave_out"] = ["皖", ""]
+    with pytest.raises(ConfigError, match="leave_out"):
+        parse_config(config)
+    config["stages"][0]["data"][0]["leave_out"] = ["皖"]
+    assert parse_config(config).stages[0].data[0].leave_out == ("皖",)
+
+
 def test_oversample_rare_repeats_rows_with_rare_characters():
     from training.data.pipeline import oversample_rare
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from sdk.dataset import Split
+from sdk.dataset import SPLITS, Split
 from sdk.detector import SCORE_MODES
 from sdk.errors import LprError
 from sdk.formats import ALPHABETS, REGIONS
@@ -26,7 +26,9 @@ class DataSource:
     as if the plate were up to that many times smaller, ``erase`` > 0 blanks a box of up to that fraction of the
     height on each side in half of them (random erasing); ``balance`` > 0 repeats rows holding rare characters (see
     :func:`training.data.pipeline.oversample_rare`); ``fraction`` < 1 keeps only that share of the plate texts
-    (nested subsets, :func:`sdk.dataset.in_fraction`: how accuracy grows with the amount of real data)."""
+    (nested subsets, :func:`sdk.dataset.in_fraction`: how accuracy grows with the amount of real data);
+    ``leave_out`` drops rows whose text starts with any of these prefixes (a province such as 粤, a layout's
+    letters): train without a group, then evaluate on it, to measure generalisation to what was never seen."""
 
     path: str
     split: Split = "all"
@@ -39,6 +41,7 @@ class DataSource:
     erase: float = 0.0
     balance: float = 0.0
     fraction: float = 1.0
+    leave_out: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,8 @@ def _folder(cls: type, d: Any, where: str, base: Path) -> dict[str, Any]:
         raise ConfigError(f"{where} lacks 'path'")
     path = Path(str(d["path"]))
     d["path"] = str(path if path.is_absolute() else (base / path).resolve())
-    if d.get("split", "all") not in ("all", "train", "test"):
-        raise ConfigError(f"{where}.split must be all, train or test")
+    if d.get("split", "all") not in SPLITS:
+        raise ConfigError(f"{where}.split must be one of {', '.join(SPLITS)}")
     return d
 
 
@@ -123,6 +126,9 @@ def _source(d: Any, where: str, base: Path) -> DataSource:
         d["regions"] = tuple(d["regions"])
     for key in ("tilt", "skew", "lowres", "erase", "balance"):
         d[key] = float(d.get(key, 0.0))
+    d["leave_out"] = tuple(d.get("leave_out") or ())
+    if not all(isinstance(v, str) and v for v in d["leave_out"]):
+        raise ConfigError(f"{where}: leave_out is a list of non-empty plate-text prefixes")
     d["fraction"] = float(d.get("fraction", 1.0))
     if not 0 < d["fraction"] <= 1:
         raise ConfigError(f"{where}: fraction is the share of plate texts kept, in (0, 1]")

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sdk.dataset import LabelRow, read_labels
+from sdk.dataset import SPLITS, LabelRow, read_labels
 from sdk.errors import LprError
 from sdk.image import plate_input, read_image
 from training.config import DataSource, GanConfig, config_kind, load_gan_config, open_run
@@ -477,7 +477,7 @@ if __name__ == "__main__":
     g.add_argument("--gan", action="append", default=[], metavar="LABEL=RUN_DIR", help="a row per GAN run")
     g.add_argument("-n", type=int, default=8)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--split", default="train", choices=["all", "train", "test"], help="split of real_dir")
+    g.add_argument("--split", default="train", choices=SPLITS, help="split of real_dir")
     g.add_argument("--regions", nargs="+")
     a = ap.parse_args()
     runs = dict(x.split("=", 1) if "=" in x else (Path(x).name, x) for x in a.gan)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from sdk.cli._common import bundle_argument, covered_region, echo_json, json_option, second_look_option
-from sdk.dataset import read_labels, read_scenes
+from sdk.dataset import SPLITS, read_labels, read_scenes
 from sdk.detector import Detector
 from sdk.errors import LprError
 from sdk.evaluate import evaluate_detector, evaluate_rows
@@ -27,10 +27,10 @@ def _data_options(what: str, columns: str) -> Callable[[Callable[..., Any]], Cal
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn = click.option(
             "--split",
-            type=click.Choice(["all", "train", "test"]),
+            type=click.Choice(SPLITS),
             default="all",
             show_default=True,
-            help=f"{what} of the deterministic train/test split to use.",
+            help=f"{what} of the deterministic splits to use (fit + val = train; test: report once).",
         )(fn)
         return click.option(
             "--data",
@@ -90,6 +90,11 @@ def evaluate_cmd(
     click.echo(f"{'region':<8}" + "".join(f"{c:>20}" for c in _COLUMNS))
     for name, m in [*result["regions"].items(), ("overall", result["overall"])]:
         click.echo(f"{name:<8}" + "".join(f"{m.get(c, ''):>20}" for c in _COLUMNS))
+    lo, hi = result["overall"].get("plate_accuracy_ci95", (0, 1))
+    click.echo(f"plate accuracy 95 % interval (Wilson): [{lo:.3f}, {hi:.3f}]")
+    for key, title in (("sources", "source"), ("groups", "province / layout"), ("sizes", "crop width (px)")):
+        cells = [f"{k} {v['plate_accuracy']:.3f} of {v['n']}" for k, v in result[key].items()]
+        click.echo(f"by {title}: " + "; ".join(cells))
     for m in result.get("misses", []):
         click.echo(f"miss  {m['file']}  {m['region']}  {m['truth']} read {m['read']} ({m['confidence']:.2f}); "
                    f"top-3 {', '.join(m['top3'])}")  # fmt: skip

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sdk.cli._common import echo_json, json_option, need_training
+from sdk.dataset import SPLITS
 
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -16,7 +17,7 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option("--calib", required=True, type=_DIR, help="Labelled folder to calibrate the int8 ranges on.")
 @click.option(
     "--calib-split",
-    type=click.Choice(["all", "train", "test"]),
+    type=click.Choice(SPLITS),
     default="all",
     show_default=True,
     help="Split of --calib to calibrate on (use train when --eval is the same folder's test split).",

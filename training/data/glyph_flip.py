@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdk.dataset import Split, read_labels, write_labels
+from sdk.dataset import SPLITS, Split, read_labels, write_labels
 from sdk.image import read_image
 from sdk.recognizer import Recognizer
 
@@ -119,7 +119,7 @@ if __name__ == "__main__":
     ap.add_argument("out_dir")
     ap.add_argument("--bundle", default="latin", help="recogniser bundle whose CTC alignment locates the glyph")
     ap.add_argument("--flip", nargs="+", default=["M:W"], help="FROM:TO pairs (default: M:W)")
-    ap.add_argument("--split", default="train", choices=["all", "train", "test"])
+    ap.add_argument("--split", default="train", choices=SPLITS)
     ap.add_argument("--regions", nargs="+")
     a = ap.parse_args()
     print(write_flipped(a.data_dir, a.out_dir, a.bundle, _pairs(a.flip), a.split, a.regions))

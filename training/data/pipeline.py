@@ -44,8 +44,11 @@ def load_arrays(source: DataSource, alphabet: str, size: tuple[int, int], defaul
     rows = [r for r in rows if 0 < len(r.text) <= MAX_LABEL and all(c in alphabet for c in r.text)]
     if source.fraction < 1:
         rows = [r for r in rows if in_fraction(r.text, source.fraction)]
+    if source.leave_out:
+        rows = [r for r in rows if not r.text.startswith(source.leave_out)]
     if not rows:
         kept = f", fraction {source.fraction}" if source.fraction < 1 else ""
+        kept += f", leaving out {'/'.join(source.leave_out)}" if source.leave_out else ""
         raise LprError(f"{source.path} (split {source.split}{kept}) has no usable rows for this alphabet")
     h, w = size
     with ThreadPoolExecutor(4) as ex:

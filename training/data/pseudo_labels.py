@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from sdk.capture import open_source
-from sdk.dataset import SceneFrame, Split, read_scenes, write_labels
+from sdk.dataset import SPLITS, SceneFrame, Split, read_scenes, write_labels
 from sdk.detector import Detector, iou_matrix
 from sdk.errors import ImageError, LprError
 from sdk.formats import alphabet_for, check_region, formats_for, match_format, normalise_text
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("out_dir")
     ap.add_argument("--region", required=True, help="the plates' region: reads must fit one of its formats")
     ap.add_argument("--scene-regions", nargs="+", help="only boxes of these scene regions (e.g. ro)")
-    ap.add_argument("--split", default="all", choices=["all", "train", "test"], help="frames of this scene split")
+    ap.add_argument("--split", default="all", choices=SPLITS, help="frames of this scene split")
     ap.add_argument("--teacher", default="rapidocr", help="'rapidocr' or a recogniser bundle")
     ap.add_argument("--detector", help="also read the plates this detector finds (needed for raw footage)")
     ap.add_argument("--min-score", type=float, default=0.9, help="keep reads the teacher scores at least this")

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdk.dataset import Split, read_scenes, write_labels
+from sdk.dataset import SPLITS, Split, read_scenes, write_labels
 from sdk.image import read_image
 from sdk.pipeline import MARGIN
 from sdk.rectify import rectify
@@ -81,7 +81,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Cut labelled plate crops out of a scenes folder.")
     ap.add_argument("scenes_dir")
     ap.add_argument("out_dir")
-    ap.add_argument("--split", default="all", choices=["all", "train", "test"])
+    ap.add_argument("--split", default="all", choices=SPLITS)
     ap.add_argument("--regions", nargs="+")
     ap.add_argument("--copies", type=int, default=0, help="rectified crops per plate with corner noise (0: box crop)")
     ap.add_argument("--jitter", type=float, default=0.03)

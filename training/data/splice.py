@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdk.dataset import LabelRow, Split, read_labels, write_labels
+from sdk.dataset import SPLITS, LabelRow, Split, read_labels, write_labels
 from sdk.formats import match_format
 from sdk.recognizer import Recognizer
 from training.data.glyph_flip import read_steps, text_band
@@ -135,7 +135,7 @@ if __name__ == "__main__":
     ap.add_argument("out_dir")
     ap.add_argument("--bundle", default="cn", help="recogniser bundle whose CTC alignment places the cuts")
     ap.add_argument("-n", type=int, default=10000, help="crops to write")
-    ap.add_argument("--split", default="train", choices=["all", "train", "test"])
+    ap.add_argument("--split", default="train", choices=SPLITS)
     ap.add_argument("--regions", nargs="+")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()

@@ -182,6 +182,11 @@ def _glyph(ch: str, font_name: str, size: int, stroke: int) -> Image.Image:
     return img.crop(img.getbbox() or (0, 0, 1, 1))
 
 
+def glyph_mask(ch: str, font_name: str, size: int, stroke: int = 0) -> np.ndarray:
+    """``ch``'s ink as a tight uint8 mask (255: ink), drawn at ``size`` px with ``stroke`` px of extra weight."""
+    return np.asarray(_glyph(ch, font_name, size, stroke), np.uint8)
+
+
 @cache
 def _stem(font_name: str) -> tuple[int, int]:
     """(stem width, cap height) of ``font_name``'s H at 160 px."""
