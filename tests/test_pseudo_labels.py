@@ -134,3 +134,25 @@ def test_pseudo_label_a_video_reads_every_nth_frame(frames, tmp_path, capsys):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_label_crops_keeps_format_fitting_reads_and_what_a_second_reader_agrees_with(tmp_path):
+    """Unlabelled crops (the crops format with empty texts) read by the shipped latin bundle: kept reads fit a br
+    format; a teacher whose text no candidate of the agreeing reader holds keeps nothing under ``agree``."""
+    from sdk.dataset import write_labels
+    from sdk.recognizer import Recognizer
+    from training.data.pseudo_labels import label_crops
+    from training.synth.plates import render_dataset
+
+    src = tmp_path / "crops"
+    render_dataset(src, ["br"], 8, seed=5)
+    write_labels(src, [(r.path.relative_to(src).as_posix(), "", "br", "") for r in read_labels(src)])
+    kept, seen = label_crops(src, tmp_path / "a", bundle_teacher("latin"), "br", min_score=0.0)
+    assert seen == 8 and 0 < kept <= 8
+    assert all(match_format(r.text, "br") for r in read_labels(tmp_path / "a"))
+
+    def stubborn(crop: np.ndarray) -> tuple[str, float]:  # a teacher that reads every plate as one text
+        return "ZZZ9999", 1.0
+
+    assert label_crops(src, tmp_path / "b", stubborn, "br")[0] == 8
+    assert label_crops(src, tmp_path / "c", stubborn, "br", agree=Recognizer("latin"))[0] == 0

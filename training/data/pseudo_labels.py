@@ -11,6 +11,13 @@ raw footage: a plain folder of frames from your camera (no ``labels.csv``) or a 
 
 Teachers: ``rapidocr`` (PP-OCR's recogniser via rapidocr-onnxruntime, the ``bench`` extra) or a recogniser bundle.
 
+With ``--crops``, the source is a folder of unlabelled plate crops (``labels.csv`` in the crops format with empty
+texts, such as ``../shared/data/unlabelled``): each crop of ``--region`` is read whole. ``--agree BUNDLE`` keeps a
+read only where a second reader agrees that it is plausible: the teacher's text is among that bundle's top
+candidates (two readers that fail differently rarely agree on the same wrong text).
+
+    python -m training.data.pseudo_labels ../shared/data/unlabelled runs/br_pseudo --crops --region br --agree latin
+
     python -m training.data.pseudo_labels ../shared/data/scenes runs/ro_pseudo --scene-regions ro --region eu
     python -m training.data.pseudo_labels my_frames/ runs/my_plates --region us --detector detector
     python -m training.data.pseudo_labels drive.mp4 runs/my_plates --region eu --detector detector --every 15
@@ -29,7 +36,7 @@ import cv2
 import numpy as np
 
 from sdk.capture import open_source
-from sdk.dataset import SPLITS, SceneFrame, Split, read_scenes, write_labels
+from sdk.dataset import SPLITS, SceneFrame, Split, read_labels, read_scenes, write_labels
 from sdk.detector import Detector, iou_matrix
 from sdk.errors import ImageError, LprError
 from sdk.formats import alphabet_for, check_region, formats_for, match_format, normalise_text
@@ -186,6 +193,45 @@ def pseudo_label(
     return len(rows), seen
 
 
+def label_crops(
+    crops_dir: str | Path,
+    out_dir: str | Path,
+    teacher: Teacher,
+    region: str,
+    min_score: float = 0.9,
+    agree: Recognizer | None = None,
+    top_k: int = 3,
+    teacher_name: str = "teacher",
+) -> tuple[int, int]:
+    """Read the ``region`` crops of ``crops_dir`` that have no text with ``teacher``; keep a read scored at least
+    ``min_score`` that fits one of the region's formats and (with ``agree``) is among that reader's ``top_k``
+    candidates; write the kept crops and ``labels.csv`` into ``out_dir``. Returns (crops kept, crops read)."""
+    region = check_region(region)
+    out = Path(out_dir)
+    rows, seen = [], 0
+    for i, row in enumerate(r for r in read_labels(crops_dir, "all", [region]) if not r.text):
+        try:
+            crop = read_image(row.path)
+        except ImageError as e:
+            log.warning("skipped: %s", e)
+            continue
+        seen += 1
+        read, score = teacher(crop)
+        text = plate_text(read, region)
+        if text is None or score < min_score:
+            continue
+        if agree is not None:
+            second = agree.recognize(crop, region)
+            if text not in [second.text, *(c.text for c in second.candidates[:top_k])]:
+                continue
+        rel = Path(region) / f"{i:05d}.jpg"
+        (out / rel.parent).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        rows.append((rel.as_posix(), text, region, f"{teacher_name} {score:.2f} on {row.path.name}"))
+    write_labels(out, rows)
+    return len(rows), seen
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Label the unlabelled plate boxes of a scenes folder with a teacher.")
     ap.add_argument("scenes_dir")
@@ -199,9 +245,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=0.1, help="box margin, as a fraction of the box's size")
     ap.add_argument("--every", type=int, default=1, help="raw footage: read every N-th frame (a video: e.g. 15)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--crops", action="store_true", help="the source is a folder of unlabelled crops, read whole")
+    ap.add_argument("--agree", help="crops: keep reads among this bundle's top candidates too")
     a = ap.parse_args(argv)
     try:
         teacher = rapidocr_teacher(a.threads) if a.teacher == "rapidocr" else bundle_teacher(a.teacher, a.threads)
+        if a.crops:
+            agree = Recognizer(a.agree, a.threads) if a.agree else None
+            kept, seen = label_crops(a.scenes_dir, a.out_dir, teacher, a.region, a.min_score, agree, 3, a.teacher)
+            print(f"{kept} of {seen} crops labelled -> {Path(a.out_dir) / 'labels.csv'}")
+            return 0
         detector = Detector(a.detector, a.threads) if a.detector else None
         kept, seen = pseudo_label(
             a.scenes_dir,
