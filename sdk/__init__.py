@@ -4,12 +4,25 @@ from sdk.bundle import Bundle, Manifest, load_bundle
 from sdk.capture import Frame, FrameSource, open_source
 from sdk.decode import Candidate, Read
 from sdk.detector import Detection, Detector
-from sdk.errors import BackendError, BundleError, CaptureError, ImageError, LprError, ManifestError, RegionError
+from sdk.errors import (
+    ArgumentError,
+    BackendError,
+    BundleError,
+    CaptureError,
+    ImageError,
+    LprError,
+    ManifestError,
+    ReaderError,
+    ReaderTimeout,
+    RegionError,
+)
 from sdk.pipeline import FrameResult, Pipeline, PlateRead
+from sdk.reader import PlateReader, ReaderResult
 from sdk.recognizer import Recognizer
 from sdk.tracker import PlateTracker, TrackedPlate, TrackStep
 
 __all__ = [
+    "ArgumentError",
     "BackendError",
     "Bundle",
     "BundleError",
@@ -26,8 +39,12 @@ __all__ = [
     "ManifestError",
     "Pipeline",
     "PlateRead",
+    "PlateReader",
     "PlateTracker",
     "Read",
+    "ReaderError",
+    "ReaderResult",
+    "ReaderTimeout",
     "Recognizer",
     "RegionError",
     "TrackStep",

@@ -27,3 +27,15 @@ class BackendError(LprError):
 
 class CaptureError(LprError):
     """A frame source cannot be opened or read."""
+
+
+class ArgumentError(LprError, ValueError):
+    """An argument of a public API call has the wrong type or value (e.g. ``top_n=0``, ``method="foo"``)."""
+
+
+class ReaderError(LprError):
+    """A :class:`sdk.reader.PlateReader` is closed, or its worker stopped on an unexpected error (chained)."""
+
+
+class ReaderTimeout(ReaderError, TimeoutError):
+    """A :class:`sdk.reader.PlateReader` call waited longer than its timeout."""

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -194,6 +195,10 @@ class Pipeline:
         self.margins, self.accept_confidence = tuple(margins), accept_confidence
         self.refine = len(self.margins) > 1 if refine is None else refine
         self.stats = RunStats()
+        # The interpreters keep their tensors in the instance: two threads inside one pipeline at once would
+        # overwrite each other's inputs (wrong reads) or trip the interpreter's checks. Calls are serialised;
+        # for parallel reading make one Pipeline per thread (docs/pipeline.md, "Thread model").
+        self._lock = threading.Lock()
 
     @property
     def model_bytes(self) -> dict[str, int]:
@@ -224,6 +229,12 @@ class Pipeline:
         Raises:
             ImageError: the frame is empty or not an image.
         """
+        with self._lock:  # one frame at a time per instance (see __init__)
+            return self._process(frame, index, capture_ms, source, stream_index)
+
+    def _process(
+        self, frame: np.ndarray, index: int, capture_ms: float, source: str, stream_index: int | None
+    ) -> FrameResult:
         timings = dict.fromkeys(STAGES, 0.0)
         timings["capture"] = capture_ms
         t = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +55,10 @@ class Recognizer:
         self._run = Runner(self.bundle, threads, device)
         self.interpreter, self.backend = self._run.interpreter, self._run.backend
         self.height, self.width = m.input_hw
+        # One interpreter holds one input and one output tensor: each set-invoke-get is done under this lock, so
+        # threads sharing a Recognizer wait for each other instead of reading each other's crops. For parallel
+        # reading make one Recognizer per thread (docs/pipeline.md, "Thread model").
+        self._lock = threading.Lock()
 
     def prepare(self, img_bgr: np.ndarray) -> np.ndarray:
         """A BGR (or gray/BGRA) crop -> the model's uint8 input pixels (H, W, 3) in its colour order."""
@@ -61,7 +66,8 @@ class Recognizer:
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """Dequantised output (T, C) for one prepared uint8 (H, W, 3) input."""
-        return self._run(pixels)
+        with self._lock:
+            return self._run(pixels)
 
     def recognize(self, img_bgr: np.ndarray, region: str | None = None) -> Read:
         """Read one plate crop (BGR). ``region`` overrides the default for template filtering."""

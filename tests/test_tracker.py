@@ -1,14 +1,12 @@
 """PlateTracker on hand-made frames (association, hiding, fusion, formats), then on the sample drive through the
-pipeline, ``lpr-sdk run --track``, ``examples/camera_loop.py --track`` and ``examples/embed_vehicle.py``."""
+pipeline, ``lpr-sdk run --track`` and ``examples/camera_loop.py --track``."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import DRIVE, REPO, needs_shipped_detector
@@ -17,7 +15,6 @@ from sdk.cli import main
 from sdk.dataset import read_scenes
 from sdk.decode import Candidate
 from sdk.errors import LprError
-from sdk.image import read_image
 from sdk.pipeline import FrameResult, PlateRead
 from sdk.tracker import PlateTracker, Tally, fuse
 
@@ -204,6 +201,7 @@ def test_run_track_prints_one_vehicle_with_the_fused_read(tmp_path):
     short = ["run", "--track", "--recognizer", "latin", "--max-frames", "4", "--save-annotated", str(tmp_path)]
     r = CliRunner().invoke(main, short)
     assert r.exit_code == 0 and f"vehicle {vehicle['track']}: " in r.output and "1 vehicle(s)" in r.output
+    assert f", vehicle {vehicle['track']})" in r.output.splitlines()[0]  # each read names its vehicle
     assert len(list(tmp_path.glob("frame_*.jpg"))) == 4
 
 
@@ -216,40 +214,3 @@ def test_camera_loop_track_writes_vehicle_lines(tmp_path):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     vehicles = [x["vehicle"] for x in lines if "vehicle" in x]
     assert [v["text"] for v in vehicles] == [_drive_label()] and lines[-1] == {"vehicle": vehicles[0]}
-
-
-def _embed_module():
-    spec = importlib.util.spec_from_file_location("embed_vehicle", REPO / "examples" / "embed_vehicle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@needs_shipped_detector
-def test_embedded_reader_reports_each_vehicle_once_and_survives_bad_frames_and_callbacks():
-    embed = _embed_module()
-    frames = [read_image(s.path) for s in read_scenes(DRIVE)]
-    got = []
-
-    def on_vehicle(v):
-        got.append(v)
-        raise RuntimeError("the host's bus is down")  # logged; the reader carries on
-
-    with embed.PlateReader(on_vehicle, recognizers=("latin",)) as reader:
-        for i, f in enumerate(frames):
-            assert reader.submit(f if i != 5 else np.zeros((0, 0, 3), np.uint8), wait=True)
-    assert (reader.submitted, reader.processed, reader.skipped, reader.dropped) == (16, 15, 1, 0)
-    assert [v.text for v in got] == [_drive_label()] and got[0].frames == 15
-    # frames pushed faster than they are read: the waiting one is replaced, never queued behind
-    with embed.PlateReader(got.append, recognizers=("latin",), single_read=True) as fast:
-        for f in frames:
-            fast.submit(f)
-    assert fast.processed + fast.dropped == 16
-    with pytest.raises(LprError, match="not running"):  # closed: nothing would read it
-        fast.submit(frames[0], wait=True)
-
-
-def test_embedded_reader_refuses_a_bad_bundle_in_its_constructor(tmp_path):
-    embed = _embed_module()
-    with pytest.raises(LprError):
-        embed.PlateReader(print, recognizers=(str(tmp_path / "missing"),))
