@@ -62,6 +62,38 @@ def summarize(pairs: Sequence[tuple[str, Read]], latencies_ms: Sequence[float]) 
     }
 
 
+# Confidence bins of the reliability table (lower edges); the last bin holds the reads at or above 0.99.
+RELIABILITY_EDGES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
+# The precision an integrator auto-accepts at: the share of reads right among those above a threshold.
+TARGET_PRECISION = 0.995
+
+
+def calibration(pairs: Sequence[tuple[str, Read]], target: float = TARGET_PRECISION) -> dict[str, Any]:
+    """How far a read's confidence can be trusted: the reliability table (per confidence bin: reads, share right,
+    mean confidence), the precision and coverage of reads at >= 0.99, and the lowest confidence threshold whose
+    reads are at least ``target`` right, with the share of reads it covers (0 when none is)."""
+    conf = np.array([r.confidence for _, r in pairs], np.float64)
+    right = np.array([r.text == t for t, r in pairs], bool)
+    bins = []
+    for lo, hi in zip(RELIABILITY_EDGES, (*RELIABILITY_EDGES[1:], 1.01), strict=True):
+        inside = (conf >= lo) & (conf < hi)
+        if inside.any():
+            bins.append({"from": lo, "n": int(inside.sum()), "accuracy": round(float(right[inside].mean()), 4),
+                         "mean_confidence": round(float(conf[inside].mean()), 4)})  # fmt: skip
+    order = np.argsort(-conf, kind="stable")
+    precision = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(precision >= target)
+    k = int(ok[-1]) + 1 if len(ok) else 0  # the most reads, highest confidence first, still at the target
+    high = conf >= 0.99
+    return {
+        "reliability": bins,
+        "at_0.99": {"coverage": round(float(high.mean()), 4),
+                    "precision": round(float(right[high].mean()), 4) if high.any() else None},  # fmt: skip
+        f"threshold_for_{target}": round(float(conf[order][k - 1]), 4) if k else None,
+        f"coverage_at_{target}": round(k / len(order), 4) if len(order) else 0.0,
+    }
+
+
 # Crop widths (pixels, as given to the reader) at which the ``sizes`` breakdown starts a new bucket.
 SIZE_EDGES = (60, 120, 240)
 
@@ -93,7 +125,8 @@ def source_name(source: str) -> str:
 def evaluate_rows(read: ReadFn, rows: Sequence[LabelRow], misses: bool = False) -> dict[str, Any]:
     """Run ``read(image_bgr, region)`` on every row; metrics ``overall``, per region (``regions``), and broken
     down by ``sources`` (:func:`source_name`), ``groups`` (``region/``:func:`plate_group`: province or layout)
-    and crop width (``sizes``, :func:`size_bucket`), each with the plate accuracy's 95 % interval.
+    and crop width (``sizes``, :func:`size_bucket`), each with the plate accuracy's 95 % interval; and how far
+    the confidence can be trusted (``calibration``, :func:`calibration`).
 
     Latency covers ``read`` only (preprocess + inference + decode), not the file read. With ``misses``, the result
     also lists every misread row (``misses``: file, region, truth, read, confidence, top-3 candidates).
@@ -125,6 +158,7 @@ def evaluate_rows(read: ReadFn, rows: Sequence[LabelRow], misses: bool = False) 
     }
     for key in ("sources", "groups", "sizes"):
         result[key] = {k: _brief(v) for k, v in sorted(by[key].items())}
+    result["calibration"] = calibration(all_pairs) if all_pairs else {}
     return {**result, "misses": wrong} if misses else result
 
 

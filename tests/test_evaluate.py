@@ -58,3 +58,17 @@ def test_size_buckets_and_groups():
         ">=240",
     ]
     assert plate_group("湘AT1203", "cn") == "湘" and plate_group("???", "us") == "other"
+
+
+def test_calibration_finds_the_threshold_that_keeps_the_target_precision():
+    from sdk.evaluate import calibration
+
+    # 200 reads at 0.999 (one wrong), 100 at 0.97 (ten wrong), 50 at 0.3 (forty wrong)
+    pairs = [("A", Read("A" if i else "B", 0.999, (), None, None)) for i in range(200)]
+    pairs += [("A", Read("A" if i >= 10 else "B", 0.97, (), None, None)) for i in range(100)]
+    pairs += [("A", Read("A" if i >= 40 else "B", 0.3, (), None, None)) for i in range(50)]
+    cal = calibration(pairs)
+    assert cal["at_0.99"] == {"coverage": round(200 / 350, 4), "precision": 0.995}
+    assert cal["threshold_for_0.995"] == 0.999 and cal["coverage_at_0.995"] == round(200 / 350, 4)
+    assert [b["n"] for b in cal["reliability"]] == [50, 100, 200]
+    assert calibration(pairs, target=0.9999)["coverage_at_0.9999"] == 0.0

@@ -95,6 +95,14 @@ def evaluate_cmd(
     for key, title in (("sources", "source"), ("groups", "province / layout"), ("sizes", "crop width (px)")):
         cells = [f"{k} {v['plate_accuracy']:.3f} of {v['n']}" for k, v in result[key].items()]
         click.echo(f"by {title}: " + "; ".join(cells))
+    cal = result["calibration"]
+    if cal:
+        click.echo("reliability (confidence from: reads, right, mean confidence): " + "; ".join(
+            f"{b['from']:.2f}: {b['n']}, {b['accuracy']:.3f}, {b['mean_confidence']:.3f}" for b in cal["reliability"]))
+        hi = cal["at_0.99"]
+        click.echo(f"reads at >= 0.99 confidence: {hi['coverage']:.3f} of crops, {hi['precision']} right; "
+                   f"at 99.5 % precision a threshold of {cal['threshold_for_0.995']} covers "
+                   f"{cal['coverage_at_0.995']:.3f} of crops")  # fmt: skip
     for m in result.get("misses", []):
         click.echo(f"miss  {m['file']}  {m['region']}  {m['truth']} read {m['read']} ({m['confidence']:.2f}); "
                    f"top-3 {', '.join(m['top3'])}")  # fmt: skip
