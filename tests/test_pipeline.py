@@ -83,6 +83,9 @@ def test_run_cli_on_a_video_file(tiny_detector, tiny_bundle, tmp_path):
     assert len(list((tmp_path / "ann").glob("*.jpg"))) == 4
     r = CliRunner().invoke(main, [*args, "--max-frames", "2"])
     assert r.exit_code == 0 and r.output.count("frame ") == 2
+    summary = r.output.strip().splitlines()[-1]  # the text summary names the models and their sizes, as --help says
+    kib = round(s["model_bytes"]["tiny-cn"] / 1024)
+    assert f"models: detector {round(s['model_bytes']['detector'] / 1024)} KiB, tiny-cn {kib} KiB" in summary
 
 
 def test_run_cli_bad_input_is_one_line(tiny_detector, tiny_bundle, tmp_path):
@@ -205,6 +208,9 @@ def test_bench_pipeline_cli(tiny_detector, tiny_bundle):
     args = ["bench", "--pipeline", "--detector", str(root / "bundle"), "--recognizer", str(tiny_bundle)]
     r = CliRunner().invoke(main, [*args, "--frames", str(root / "scenes" / "images"), "--threads", "1", "--runs", "4"])
     assert r.exit_code == 0, r.output
+    head, one_thread, memory = r.output.strip().splitlines()  # readable text, not a Python dict
+    assert "{" not in r.output and "models: detector " in head and ", tiny-cn " in head
+    assert one_thread.startswith("threads 1: ") and " FPS (median " in one_thread and memory.startswith("memory: ")
     r = CliRunner().invoke(main, [*args, "--threads", "1,2", "--runs", "3", "--warmup", "1", "--json"])
     report = json.loads(r.output)
     assert report["frame_size"] == [1280, 720] and [x["threads"] for x in report["results"]] == [1, 2]
@@ -212,6 +218,16 @@ def test_bench_pipeline_cli(tiny_detector, tiny_bundle):
     assert set(report["memory"]) == {"pipeline_mib", "rss_mib", "peak_rss_mib"}
     assert report["memory"]["peak_rss_mib"] >= report["memory"]["rss_mib"] > 0
     assert CliRunner().invoke(main, ["bench"]).exit_code == 2  # neither a bundle nor --pipeline
+
+
+def test_bench_pipeline_defaults_to_the_models_run_uses():
+    from sdk.cli.bench import bench_cmd
+    from sdk.cli.run import run_cmd
+
+    def defaults(cmd):
+        return {p.name: p.default for p in cmd.params if p.name in ("detector", "recognizers")}
+
+    assert defaults(bench_cmd) == defaults(run_cmd) == {"detector": "detector", "recognizers": ("latin", "cn")}
 
 
 @needs_shipped_detector

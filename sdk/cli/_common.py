@@ -73,6 +73,16 @@ def covered_region(region: str | None, covered: tuple[str, ...]) -> str | None:
     return region
 
 
+def format_sizes(model_bytes: dict[str, int]) -> str:
+    """Model sizes for a text summary: ``detector 564 KiB, lprnet-cn-v3 444 KiB``."""
+    return ", ".join(f"{name} {size / 1024:.0f} KiB" for name, size in model_bytes.items())
+
+
+def format_stages(stage_ms: dict[str, float]) -> str:
+    """Per-stage latencies for a text summary, one decimal: ``detect 6.6, rectify 2.3`` (milliseconds)."""
+    return ", ".join(f"{stage} {ms:.1f}" for stage, ms in stage_ms.items())
+
+
 def echo_json(obj: Any) -> None:
     """Print ``obj`` as one line of JSON (non-ASCII kept)."""
     click.echo(json.dumps(obj, ensure_ascii=False))

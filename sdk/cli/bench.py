@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from sdk.bench import bench_pipeline, bench_recognizer
-from sdk.cli._common import echo_json, json_option, margins_option
+from sdk.cli._common import echo_json, format_sizes, format_stages, json_option, margins_option
 from sdk.image import read_image
 
 
@@ -41,9 +41,9 @@ def _thread_list(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     "--recognizer",
     "recognizers",
     multiple=True,
-    default=("latin",),
+    default=("latin", "cn"),
     show_default=True,
-    help="Recogniser(s) for --pipeline.",
+    help="Recogniser(s) for --pipeline; repeat the option for several (the defaults are lpr-sdk run's).",
 )
 @click.option(
     "--frames",
@@ -69,7 +69,8 @@ def bench_cmd(
 
     Median and p90 latency of recognize() for a sure read (one look), the median for an unsure one (a second
     look at four more views) and the median bare interpreter invoke of BUNDLE, per thread count.
-    With --pipeline: end-to-end FPS and per-stage median latency on 1280x720 frames (no BUNDLE needed).
+    With --pipeline: end-to-end FPS and per-stage median latency on 1280x720 frames (no BUNDLE needed), with
+    the detector and recognisers `lpr-sdk run` uses unless --detector/--recognizer say otherwise.
     Both end with resident memory: what the first recogniser (pipeline) added, the process's, and its peak.
     """
     if pipeline:
@@ -115,16 +116,20 @@ def _bench_pipeline(
         echo_json(report)
         return
     click.echo(
-        f"pipeline on {report['frames']} frames at 1280x720, backend {report['backend']}, {report['model_bytes']}"
+        f"pipeline on {report['frames']} frames at 1280x720, backend {report['backend']}; "
+        f"models: {format_sizes(report['model_bytes'])}"
     )
     for r in report["results"]:
-        stages = ", ".join(f"{k} {v}" for k, v in r["stage_ms_median"].items())
         click.echo(
-            f"threads {r['threads']}: {r['fps']} FPS (median {r['latency_ms_median']} ms, p90 {r['latency_ms_p90']}); "
-            f"{stages}; {r['plates_per_frame']} plates/frame"
+            f"threads {r['threads']}: {r['fps']:.1f} FPS (median {r['latency_ms_median']:.1f} ms, p90 "
+            f"{r['latency_ms_p90']:.1f}); median ms per stage: {format_stages(r['stage_ms_median'])}; "
+            f"{r['plates_per_frame']:.1f} plates/frame"
         )
     click.echo(_memory_line(report["memory"], "pipeline_mib", "the pipeline"))
 
 
 def _memory_line(memory: dict, key: str, what: str) -> str:
-    return f"memory: {what} {memory[key]} MiB; process {memory['rss_mib']} MiB, peak {memory['peak_rss_mib']} MiB"
+    return (
+        f"memory: {what} {memory[key]:.1f} MiB; process {memory['rss_mib']:.1f} MiB, "
+        f"peak {memory['peak_rss_mib']:.1f} MiB"
+    )

@@ -15,7 +15,7 @@ import numpy as np
 from sdk.bench import memory_mib
 from sdk.bundle import SAMPLE_DRIVE
 from sdk.capture import open_source
-from sdk.cli._common import echo_json, margins_option
+from sdk.cli._common import echo_json, format_sizes, format_stages, margins_option
 from sdk.errors import LprError
 from sdk.pipeline import FrameResult, Pipeline
 from sdk.tracker import PlateTracker, TrackedPlate
@@ -72,7 +72,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @click.option("--region", help="Region for template post-filtering (cn, us, br, eu).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Interpreter threads.")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Drop reads less confident than this (0 to 1; 0 keeps every read).",
+)
 @click.option(
     "--save-annotated",
     type=click.Path(file_okay=False, path_type=Path),
@@ -82,8 +88,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @click.option(
     "--track",
     is_flag=True,
-    help="Follow plates across frames: each plate gets a track id, and when its vehicle is gone one fused read "
-    'is printed for it (--json: a {"vehicle": ...} object).',
+    help="Follow plates across frames: each read is tagged with its vehicle's track number ('vehicle 3'), and "
+    "when that vehicle is gone one fused read is printed for it: the text most of its reads agree on and their "
+    'mean confidence in it (--json: a "track" field per plate and a {"vehicle": ...} object).',
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame, then a summary object.")
 def run_cmd(
@@ -101,9 +108,9 @@ def run_cmd(
 ) -> None:
     """Read plates from a camera, video, stream or image folder.
 
-    Prints the reads of every frame (--json: one JSON object per frame) and ends with a summary: frames, FPS,
-    per-stage median latency and model sizes. Ctrl-C (or SIGTERM: systemd, docker stop) stops cleanly and still
-    prints the summary.
+    Prints the reads of every frame, TEXT (CONFIDENCE) per plate (--json: one JSON object per frame), and ends
+    with a summary: frames, FPS, per-stage median latency in ms, model sizes and peak memory. Ctrl-C (or SIGTERM:
+    systemd, docker stop) stops cleanly and still prints the summary.
     """
     if source is None:
         if not SAMPLE_DRIVE.is_dir():
@@ -123,8 +130,8 @@ def run_cmd(
                 echo_json({"vehicle": v.to_dict()})
             else:
                 click.echo(
-                    f"vehicle {v.track_id}: {v.text} ({v.confidence:.2f}), frames {v.first_frame}-{v.last_frame}, "
-                    f"{v.frames} reads"
+                    f"vehicle {v.track_id}: {v.text} (mean confidence {v.confidence:.2f} over {v.frames} reads), "
+                    f"frames {v.first_frame}-{v.last_frame}"
                 )
 
     src = open_source(source)
@@ -135,9 +142,9 @@ def run_cmd(
                 if as_json:
                     echo_json(step.frame_dict(result) if step else result.to_dict())
                 else:
-                    tags = [f" #{i}" for i in step.ids] if step else [""] * len(result.plates)
+                    tags = [f", vehicle {i}" for i in step.ids] if step else [""] * len(result.plates)
                     plates = zip(result.plates, tags, strict=True)
-                    reads = ", ".join(f"{p.text} ({p.confidence:.2f}){t}" for p, t in plates)
+                    reads = ", ".join(f"{p.text} ({p.confidence:.2f}{t})" for p, t in plates)
                     click.echo(f"frame {result.index}: {reads or '-'}")
                 if step:
                     report(step.ended)
@@ -171,7 +178,6 @@ def run_cmd(
             + (f", {vehicles} vehicle(s)" if tracker else "")
             + (f", {n} skipped" if (n := s["skipped_frames"] + skipped) else "")
             + (f", {dropped} dropped (the camera is faster than the pipeline)" if dropped else "")
-            + f", {s['fps']} FPS; median ms per stage: "
-            + ", ".join(f"{k} {v}" for k, v in s["latency_ms_median"].items())
-            + f"; peak memory {s['peak_rss_mib']} MiB"
+            + f", {s['fps'] or 0:.1f} FPS; median ms per stage: {format_stages(s['latency_ms_median'])}"
+            + f"; models: {format_sizes(s['model_bytes'])}; peak memory {s['peak_rss_mib']:.1f} MiB"
         )
