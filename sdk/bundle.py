@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sdk.archive import read_tar
 from sdk.errors import BundleError, ManifestError
 
 SCHEMA_VERSION = 1
@@ -31,6 +32,11 @@ SAMPLE_DRIVE = _REPO_DRIVE if _REPO_DRIVE.is_dir() else Path(__file__).resolve()
 
 Kind = Literal["recognizer", "detector"]
 _KINDS = ("recognizer", "detector")
+# What a bundle may hold, checked from sizes (file system or archive headers) before anything is read: the shipped
+# models are under 1 MB, so these only stop archive bombs and wrong files.
+MAX_BUNDLE_BYTES = 256 << 20
+MAX_BUNDLE_MEMBERS = 64
+MAX_MANIFEST_BYTES = 1 << 20
 _DTYPES = ("int8", "uint8", "float32")
 
 
@@ -179,18 +185,29 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def _read_archive(path: Path) -> tuple[bytes, dict[str, bytes]]:
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            files = {}
-            for m in tar.getmembers():
-                if m.isfile():
-                    f = tar.extractfile(m)
-                    files[Path(m.name).name] = f.read() if f else b""
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise BundleError(f"{path}: not a readable bundle archive ({e}); re-download or rebuild it") from e
+    """A bundle archive's manifest bytes and files by base name (a bundle packed with its folder reads the same)."""
+    members = read_tar(
+        path, max_members=MAX_BUNDLE_MEMBERS, max_bytes=MAX_BUNDLE_BYTES, error=BundleError, what="bundle archive"
+    )
+    files: dict[str, bytes] = {}
+    for name, data in members.items():
+        base = name.rsplit("/", 1)[-1]
+        if base in files:
+            raise BundleError(f"{path}: two files named {base} in the bundle archive; refusing it")
+        files[base] = data
     if MANIFEST_NAME not in files:
         raise BundleError(f"{path}: archive holds no {MANIFEST_NAME}")
+    if len(files[MANIFEST_NAME]) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path}: {MANIFEST_NAME} is over {MAX_MANIFEST_BYTES} bytes; not a bundle manifest")
     return files[MANIFEST_NAME], files
+
+
+def _read_capped(path: Path, limit: int, what: str) -> bytes:
+    """A file's bytes, refused from its size before reading when it is over ``limit``."""
+    size = path.stat().st_size
+    if size > limit:
+        raise BundleError(f"{path}: {what} is {size} bytes, over the {limit} a bundle may hold; refusing it")
+    return path.read_bytes()
 
 
 def is_detector_folder(path: Path) -> bool:
@@ -227,7 +244,7 @@ def load_bundle(path: str | Path) -> Bundle:
                     "a single model's bundle is needed here, e.g. a recognizer (cn, latin)"
                 )
             raise BundleError(f"{p} holds no {MANIFEST_NAME}: not a bundle directory")
-        raw, files = mpath.read_bytes(), None
+        raw, files = _read_capped(mpath, MAX_MANIFEST_BYTES, MANIFEST_NAME), None
     else:
         raw, files = _read_archive(p)
     try:
@@ -238,7 +255,7 @@ def load_bundle(path: str | Path) -> Bundle:
         model_path = p / manifest.model_file
         if not model_path.is_file():
             raise BundleError(f"{p}: model file {manifest.model_file} is missing")
-        model = model_path.read_bytes()
+        model = _read_capped(model_path, MAX_BUNDLE_BYTES, "the model file")
     else:
         if manifest.model_file not in files:
             raise BundleError(f"{p}: archive lacks model file {manifest.model_file}")

@@ -21,13 +21,13 @@ import base64
 import hashlib
 import json
 import re
-import tarfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sdk.archive import read_tar, safe_name, tar_names
 from sdk.bundle import DETECTOR_STAGES, MANIFEST_NAME, Bundle, sha256_bytes, validate_manifest
 from sdk.errors import BundleError, ManifestError
 
@@ -117,39 +117,20 @@ class Package:
 
 
 def _safe_name(name: str, where: Path) -> str:
-    p = PurePosixPath(name)
-    parts = [s for s in p.parts if s != "."]
-    if p.is_absolute() or not parts or any(s == ".." for s in parts) or "\\" in name:
+    clean = safe_name(name)
+    if clean is None:
         raise PackageError(f"{where}: unsafe path {name!r} in the package; refusing it")
-    return "/".join(parts)
+    return clean
 
 
 def _read_archive(path: Path) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    total = 0
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for m in tar:
-                if m.isdir():
-                    continue
-                name = _safe_name(m.name, path)
-                if not m.isfile():
-                    raise PackageError(f"{path}: {name} is not a regular file (links are not allowed in a package)")
-                if name in files:
-                    raise PackageError(f"{path}: {name} appears twice in the archive")
-                total += m.size
-                if len(files) >= MAX_FILES or total > MAX_BYTES:
-                    raise PackageError(f"{path}: more than {MAX_FILES} files or {MAX_BYTES} bytes; not a package")
-                f = tar.extractfile(m)
-                files[name] = f.read() if f else b""
-    except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise PackageError(f"{path}: not a readable package archive, truncated or corrupt ({msg}); re-copy it") from e
-    return files
+    # MAX_FILES files plus the directories a hand-made archive may list for them
+    return read_tar(path, max_members=2 * MAX_FILES, max_bytes=MAX_BYTES, error=PackageError, what="package archive")
 
 
 def _read_directory(path: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
+    total = 0
     for p in sorted(path.rglob("*")):
         rel = p.relative_to(path).as_posix()
         if p.is_symlink():
@@ -160,6 +141,9 @@ def _read_directory(path: Path) -> dict[str, bytes]:
             raise PackageError(f"{path}: {rel} is not a regular file")
         if len(files) >= MAX_FILES:
             raise PackageError(f"{path}: more than {MAX_FILES} files; not a package")
+        total += p.stat().st_size  # checked before reading, as an archive's header is
+        if total > MAX_BYTES:
+            raise PackageError(f"{path}: more than {MAX_BYTES} bytes of files ({rel}); not a package")
         files[rel] = p.read_bytes()
     return files
 
@@ -189,15 +173,7 @@ def is_package(path: str | Path) -> bool:
         return (p / PACKAGE_MANIFEST).is_file()
     if not p.is_file():
         return False
-    try:
-        with tarfile.open(p, "r:*") as tar:
-            return any(_norm(m.name) == PACKAGE_MANIFEST for m in tar)
-    except (tarfile.TarError, OSError, EOFError, ValueError):
-        return False
-
-
-def _norm(name: str) -> str:
-    return "/".join(s for s in PurePosixPath(name).parts if s != ".")
+    return PACKAGE_MANIFEST in tar_names(p, 2 * MAX_FILES)
 
 
 def parse_package_manifest(raw: bytes, where: Path) -> PackageManifest:
