@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import needs_tf, tiny_config
+from conftest import needs_shipped_detector, needs_tf, tiny_config
 
 from sdk.cli import main
 from sdk.dataset import read_labels
@@ -339,6 +339,32 @@ def test_missing_bundle(tmp_path):
     line = assert_user_error(run("recognize", tmp_path / "nope", tmp_path / "x.jpg"), code=2)
     assert "does not exist" in line
     assert_user_error(run("inspect", "no-such-bundle"), code=2)
+    line = assert_user_error(run("recognize", "no-such-bundle", tmp_path / "x.jpg"), code=2)
+    assert line.endswith("(shipped recognisers: cn, latin)")  # not the detector
+
+
+@needs_shipped_detector
+@pytest.mark.parametrize("name", ["detector", "detector/proposal", "detector/corners"])
+def test_inspect_the_shipped_detector_and_its_stages(name):
+    result = run("inspect", name, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    stages = info["stages"] if name == "detector" else {name.split("/")[1]: info}
+    assert list(stages) == (["proposal", "corners"] if name == "detector" else [name.split("/")[1]])
+    for stage, s in stages.items():
+        assert s["kind"] == "detector" and s["name"] == f"plate-detector-{stage}" and s["ops"]
+    text = run("inspect", name)
+    assert text.exit_code == 0, text.output
+    assert text.stdout.count("kind          detector") == len(stages) and "int8 AP@0.5 " in text.stdout
+    assert "alphabet" not in text.stdout  # a detector stage has none
+
+
+def test_inspect_does_not_print_the_build_machines_data_path():
+    manifest = SAMPLES.parent / "models" / "cn" / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))["metrics"]["data"]
+    result = run("inspect", "cn")
+    assert result.exit_code == 0, result.output
+    assert data not in result.stdout and f"{Path(data).name} test split" in result.stdout
 
 
 @pytest.fixture

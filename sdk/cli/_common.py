@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from sdk.errors import LprError, RegionError
+from sdk.bundle import MANIFEST_NAME, MODELS_DIR
+from sdk.errors import BundleError, LprError, RegionError
 from sdk.formats import check_region
 from sdk.pipeline import margins_for
 
@@ -57,6 +58,38 @@ def need_training(*modules: str) -> None:
             importlib.import_module(name)
         except ImportError as e:
             raise MissingExtraError(TRAIN_HINT) from e
+
+
+def resolve_shipped(path: Path) -> Path:
+    """``path`` as given, or the shipped artefact it names under ``models/`` (``cn``, ``detector``,
+    ``detector/proposal``) when no such path exists here."""
+    if not path.exists() and not path.is_absolute() and (MODELS_DIR / path).exists():
+        return MODELS_DIR / path
+    return path
+
+
+def shipped_recognizers() -> list[str]:
+    """Names of the shipped recogniser bundles (``cn``, ``latin``): the folders of ``models/`` whose manifest says
+    kind recognizer (the detector folder holds stage bundles, no manifest of its own)."""
+    names = []
+    for d in sorted(MODELS_DIR.iterdir()) if MODELS_DIR.is_dir() else ():
+        try:
+            kind = json.loads((d / MANIFEST_NAME).read_text(encoding="utf-8")).get("kind")
+        except (OSError, ValueError):  # no manifest (not a bundle) or an unreadable one
+            continue
+        if kind == "recognizer":
+            names.append(d.name)
+    return names
+
+
+def recognizer_path(bundle: Path) -> Path:
+    """A recogniser BUNDLE argument resolved, or :class:`BundleError` naming the shipped recognisers if it does
+    not exist."""
+    path = resolve_shipped(bundle)
+    if not path.exists():
+        shipped = ", ".join(shipped_recognizers())
+        raise BundleError(f"bundle {bundle} does not exist" + (f" (shipped recognisers: {shipped})" if shipped else ""))
+    return path
 
 
 def covered_region(region: str | None, covered: tuple[str, ...]) -> str | None:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from sdk.cli._common import bundle_argument, covered_region, echo_json, json_option, second_look_option
+from sdk.cli._common import (
+    bundle_argument,
+    covered_region,
+    echo_json,
+    json_option,
+    recognizer_path,
+    second_look_option,
+)
 from sdk.dataset import read_labels
 from sdk.errors import ImageError, LprError
 from sdk.image import read_image
@@ -72,7 +79,7 @@ def recognize_cmd(
     the right reads (--json: a "label" field, null for an unlabelled image). A misread is reported, not an error.
     An unreadable image is reported on stderr; the others are still read and the exit code is 1.
     """
-    rec = Recognizer(bundle, threads=threads, method=method, top_n=top_n, second_look=second_look)  # type: ignore[arg-type]
+    rec = Recognizer(recognizer_path(bundle), threads=threads, method=method, top_n=top_n, second_look=second_look)  # type: ignore[arg-type]
     region = covered_region(region, rec.manifest.regions)
     if not as_json:
         click.echo(f"backend: {rec.backend}", err=True)
