@@ -185,7 +185,7 @@ def test_evaluate_skips_uncovered_regions(tiny_bundle, synth_dir, tmp_path):
         csv.writer(f).writerow(("cn/0000000.jpg", "ABC1234", "us", "fake"))
     result = run("evaluate", tiny_bundle, "--data", data)
     assert result.exit_code == 0, result.output
-    assert result.stderr.startswith("note: skipped") and "1 us" in result.stderr
+    assert result.stderr.startswith("note: skipped") and "cover: 1 us (it covers cn)" in result.stderr
     assert "cn" in result.stdout and "overall" in result.stdout
 
 

@@ -76,7 +76,10 @@ def evaluate_cmd(
     skipped = Counter(r.region for r in rows if r.region not in covered)
     if skipped:
         what = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
-        click.echo(f"note: skipped rows of regions this bundle does not cover ({', '.join(covered)}): {what}", err=True)
+        click.echo(
+            f"note: skipped rows of regions this bundle does not cover: {what} (it covers {', '.join(covered)})",
+            err=True,
+        )
     rows = [r for r in rows if r.region in covered]
     if not rows:
         raise LprError(f"{data} has no rows (split {split}) of region(s) {', '.join([region] if region else covered)}")
