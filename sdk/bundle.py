@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sdk.archive import read_tar
+import numpy as np
+
+from sdk.archive import read_tar, safe_name
 from sdk.errors import BundleError, ManifestError
 
 SCHEMA_VERSION = 1
@@ -38,6 +41,9 @@ MAX_BUNDLE_BYTES = 256 << 20
 MAX_BUNDLE_MEMBERS = 64
 MAX_MANIFEST_BYTES = 1 << 20
 _DTYPES = ("int8", "uint8", "float32")
+# Output layouts the runtime decodes, per kind (the first is the default): a recogniser's (N, T, C) logits; a
+# detector's proposal heat map (N, H, W, C) or corners vector (N, C).
+_LAYOUTS = {"recognizer": ("NTC",), "detector": ("NHWC", "NC")}
 
 
 @dataclass(frozen=True)
@@ -104,19 +110,48 @@ def _need(d: dict[str, Any], key: str, types: type | tuple[type, ...], where: st
     return value
 
 
+def _show(value: Any) -> str:
+    """A value for a one-line message: its repr, cut to 60 characters."""
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _number(d: dict[str, Any], key: str, default: float | None = None, where: str = "manifest") -> float:
+    """A finite number field (``default`` when absent and one is given)."""
+    if key not in d and default is not None:
+        return default
+    value = _need(d, key, (int, float), where)
+    if not math.isfinite(value):
+        raise ManifestError(f"{where} field {key!r} must be a finite number, got {_show(value)}")
+    return float(value)
+
+
+def _object(d: dict[str, Any], key: str) -> dict[str, Any]:
+    """An optional JSON object field (``{}`` when absent)."""
+    value = d.get(key, {})
+    if not isinstance(value, dict):
+        raise ManifestError(f"manifest field {key!r} must be a JSON object, got {type(value).__name__}")
+    return dict(value)
+
+
 def _tensor(d: Any, where: str) -> TensorSpec:
     if not isinstance(d, dict):
         raise ManifestError(f"manifest field {where!r} must be an object")
     shape = _need(d, "shape", list, where)
-    if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise ManifestError(f"{where}.shape must be a list of positive integers, got {shape}")
+    if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise ManifestError(f"{where}.shape must be a list of positive integers, got {_show(shape)}")
     dtype = _need(d, "dtype", str, where)
     if dtype not in _DTYPES:
-        raise ManifestError(f"{where}.dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
-    scale = float(_need(d, "scale", (int, float), where))
+        raise ManifestError(f"{where}.dtype {_show(dtype)} is not one of {', '.join(_DTYPES)}")
+    scale = _number(d, "scale", where=where)
     if scale <= 0:
         raise ManifestError(f"{where}.scale must be > 0, got {scale}")
-    return TensorSpec(tuple(shape), dtype, scale, int(_need(d, "zero_point", int, where)))
+    zero_point = _need(d, "zero_point", int, where)
+    if dtype != "float32":
+        info = np.iinfo(np.dtype(dtype))
+        if not info.min <= zero_point <= info.max:
+            raise ManifestError(f"{where}.zero_point {zero_point} is outside the {dtype} range")
+    return TensorSpec(tuple(shape), dtype, scale, zero_point)
 
 
 def validate_manifest(d: Any) -> Manifest:
@@ -137,10 +172,22 @@ def validate_manifest(d: Any) -> Manifest:
         raise ManifestError(f"input.shape must be [N, H, W, 1|3], got {list(inp.shape)}")
     color = d.get("color_order", "RGB")
     if color not in ("RGB", "BGR"):
-        raise ManifestError(f"color_order must be RGB or BGR, got {color!r}")
-    std = float(d.get("std", 255.0))
+        raise ManifestError(f"color_order must be RGB or BGR, got {_show(color)}")
+    mean, std = _number(d, "mean", 0.0), _number(d, "std", 255.0)
     if std <= 0:
         raise ManifestError(f"std must be > 0, got {std}")
+    layout = d.get("output_layout", _LAYOUTS[kind][0])
+    if layout not in _LAYOUTS[kind]:
+        raise ManifestError(f"output_layout {_show(layout)} is not one of {', '.join(_LAYOUTS[kind])} for a {kind}")
+    model_file = d.get("model_file", MODEL_NAME)
+    if not isinstance(model_file, str) or "/" in model_file or safe_name(model_file) != model_file:
+        raise ManifestError(f"model_file must be a file name inside the bundle, got {_show(model_file)}")
+    name = d.get("name", "")
+    if not isinstance(name, str):
+        raise ManifestError(f"manifest field 'name' must be a string, got {type(name).__name__}")
+    metrics, versions, extra = _object(d, "metrics"), _object(d, "versions"), _object(d, "extra")
+    if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in versions.values()):
+        raise ManifestError("manifest field 'versions' must map names to version strings")
     alphabet, blank = d.get("alphabet", ""), d.get("blank_index", -1)
     regions = d.get("regions", [])
     if kind == "recognizer":
@@ -156,28 +203,47 @@ def validate_manifest(d: Any) -> Manifest:
             raise ManifestError(f"blank_index {blank} is outside [0, {out.shape[2]})")
         from sdk.formats import REGIONS  # local: formats imports errors only
 
-        if not isinstance(regions, list) or not regions or any(r not in REGIONS for r in regions):
-            raise ManifestError(f"regions must be a non-empty list of {', '.join(REGIONS)}; got {regions!r}")
+        if (
+            not isinstance(regions, list)
+            or not regions
+            or any(not isinstance(r, str) or r not in REGIONS for r in regions)
+        ):
+            raise ManifestError(f"regions must be a non-empty list of {', '.join(REGIONS)}; got {_show(regions)}")
+        if len(set(alphabet)) != len(alphabet):
+            raise ManifestError("the alphabet holds a character twice")
+    elif not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
+        raise ManifestError(f"regions must be a list of region names, got {_show(regions)}")
     return Manifest(
         kind=kind,
-        name=str(d.get("name", "")),
+        name=name,
         architecture=_need(d, "architecture", str),
         input=inp,
         output=out,
         sha256=sha,
         color_order=color,
-        mean=float(d.get("mean", 0.0)),
+        mean=mean,
         std=std,
-        output_layout=str(d.get("output_layout", "NTC")),
+        output_layout=layout,
         alphabet=alphabet,
         blank_index=blank,
         regions=tuple(regions),
-        metrics=dict(d.get("metrics", {})),
-        versions=dict(d.get("versions", {})),
-        extra=dict(d.get("extra", {})),
-        model_file=str(d.get("model_file", MODEL_NAME)),
+        metrics=metrics,
+        versions={str(k): str(v) for k, v in versions.items()},
+        extra=extra,
+        model_file=model_file,
         schema_version=version,
     )
+
+
+def parse_json(raw: bytes, what: str, error: type[BundleError] = ManifestError) -> Any:
+    """JSON bytes as Python values; ``error`` (one line) when they are not UTF-8 JSON or nest too deep to parse
+    (json raises RecursionError at about a thousand levels)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{what} is not valid JSON ({e})") from e
+    except RecursionError:
+        raise error(f"{what} nests too deep to be a manifest") from None
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -248,9 +314,9 @@ def load_bundle(path: str | Path) -> Bundle:
     else:
         raw, files = _read_archive(p)
     try:
-        manifest = validate_manifest(json.loads(raw.decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ManifestError(f"{p}: {MANIFEST_NAME} is not valid JSON ({e})") from e
+        manifest = validate_manifest(parse_json(raw, MANIFEST_NAME))
+    except ManifestError as e:
+        raise ManifestError(f"{p}: {e}") from e
     if files is None:
         model_path = p / manifest.model_file
         if not model_path.is_file():

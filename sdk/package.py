@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from sdk.archive import read_tar, safe_name, tar_names
-from sdk.bundle import DETECTOR_STAGES, MANIFEST_NAME, Bundle, sha256_bytes, validate_manifest
+from sdk.bundle import DETECTOR_STAGES, MANIFEST_NAME, Bundle, parse_json, sha256_bytes, validate_manifest
 from sdk.errors import BundleError, ManifestError
 
 PACKAGE_MANIFEST = "package.json"
@@ -182,10 +182,7 @@ def parse_package_manifest(raw: bytes, where: Path) -> PackageManifest:
     Raises:
         PackageError: not JSON, wrong format or version, or malformed fields.
     """
-    try:
-        d = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PackageError(f"{where}: {PACKAGE_MANIFEST} is not valid JSON ({e})") from e
+    d = parse_json(raw, f"{where}: {PACKAGE_MANIFEST}", PackageError)
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise PackageError(f"{where}: {PACKAGE_MANIFEST} is not an {FORMAT} manifest")
     if d.get("format_version") != FORMAT_VERSION:
@@ -267,7 +264,7 @@ def _signature(files: dict[str, bytes], where: Path) -> tuple[str, bytes] | None
             raise ValueError(f"algorithm {d.get('algorithm')!r}")
         sig = base64.b64decode(d["signature"], validate=True)
         kid = str(d["key_id"])
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise SignatureError(f"{where}: {SIGNATURE_NAME} is malformed ({e}); re-sign the package") from e
     return kid, sig
 
@@ -316,9 +313,7 @@ def _bundle(files: dict[str, bytes], name: str, where: Path) -> Bundle:
     if raw is None:
         raise PackageError(f"{where}: bundle {name} has no {MANIFEST_NAME}")
     try:
-        manifest = validate_manifest(json.loads(raw.decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ManifestError(f"{where}: bundle {name}: {MANIFEST_NAME} is not valid JSON ({e})") from e
+        manifest = validate_manifest(parse_json(raw, MANIFEST_NAME))
     except ManifestError as e:
         raise ManifestError(f"{where}: bundle {name}: {e}") from e
     model = files.get(prefix + manifest.model_file)
