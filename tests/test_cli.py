@@ -5,16 +5,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from conftest import needs_shipped_detector, needs_tf, tiny_config
 
-from sdk.cli import main
+from sdk.cli import configure_logging, main
 from sdk.dataset import read_labels
 from sdk.formats import match_format
 
@@ -64,6 +66,44 @@ def test_version_and_help():
     result = run("--help")
     for cmd in ("recognize", "evaluate", "bench", "inspect", "synth", "train", "quantize"):
         assert cmd in result.output
+
+
+def test_every_option_has_help():
+    """--help documents every option of every command (click shows no line for an option without help)."""
+
+    def options(cmd: click.Command, path: str):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from options(sub, f"{path} {name}")
+        yield from ((path, p) for p in cmd.params if isinstance(p, click.Option))
+
+    missing = [f"{path} {'/'.join(p.opts)}" for path, p in options(main, "lpr-sdk") if not p.help]
+    assert missing == []
+
+
+def test_logging_is_configured_by_the_group_and_undone_after(capsys):
+    log = logging.getLogger("sdk.test_cli")
+    for verbose, quiet, shown in ((False, False, ["warning"]), (True, False, ["debug", "warning"]), (False, True, [])):
+        restore = configure_logging(verbose, quiet)
+        log.debug("a debug message")
+        log.warning("a warning")
+        restore()
+        log.warning("after the command")  # no handler of ours is left: nothing of it on stderr
+        lines = capsys.readouterr().err.splitlines()
+        expected = {"debug": "debug: a debug message", "warning": "warning: a warning"}
+        assert [line for line in lines if "after the command" not in line] == [expected[k] for k in shown]
+    assert "give -v or -q, not both" in run("-v", "-q", "inspect", "cn").output
+
+
+@needs_shipped_detector
+def test_run_warns_of_a_skipped_image_unless_quiet(tmp_path):
+    shutil.copy(SAMPLES / "drive" / "drive_t000.jpg", tmp_path / "frame.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    args = ["run", "--source", tmp_path, "--recognizer", "latin"]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("warning: ") and "broken.jpg" in result.stderr
+    quiet = run("-q", *args)
+    assert quiet.exit_code == 0 and quiet.stderr == "" and "1 frames" in quiet.stdout
 
 
 def test_recognize_prints_a_line_per_image(tiny_bundle, synth_dir):

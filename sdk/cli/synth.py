@@ -11,9 +11,19 @@ from sdk.cli._common import need_training
 from sdk.formats import check_region
 
 
-@click.command("synth")
-@click.option("--region", "regions", multiple=True, help="Region to render (cn, us, br, eu); repeatable.")
-@click.option("-n", "n", type=click.IntRange(min=1), help="Number of plates (spread over the regions).")
+@click.command("synth", options_metavar="--region R -n N [OPTIONS]")
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="Region to render (cn, us, br, eu); repeatable.  [required, except with --from]",
+)
+@click.option(
+    "-n",
+    "n",
+    type=click.IntRange(min=1),
+    help="Number of plates (spread over the regions).  [required, except with --from]",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same images).")
 @click.option(
     "--gan",

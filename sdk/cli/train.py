@@ -51,14 +51,19 @@ def _run_folder(config: Path | None, run_dir: Path | None, resume: Path | None, 
 
 
 def _distribute_option(*names: str) -> Callable[..., Any]:
+    """``--distribute`` with the strategies a command accepts; its help names only those."""
+    meaning = {
+        "mirrored": "mirrored = every local GPU (the CPU if none)",
+        "multi-worker": "multi-worker = the cluster in TF_CONFIG (run the same command on each worker)",
+    }
     return click.option(
         "--distribute",
         type=click.Choice(names),
         default="none",
         show_default=True,
-        help="Data-parallel training with tf.distribute: mirrored = every local GPU (the CPU if none), "
-        "multi-worker = the cluster in TF_CONFIG (run the same command on each worker). "
-        "batch_size stays the global batch.",
+        help="Data-parallel training with tf.distribute: "
+        + ", ".join(meaning[n] for n in names if n in meaning)
+        + ". batch_size stays the global batch.",
     )
 
 
