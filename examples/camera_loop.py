@@ -16,9 +16,12 @@ imports, was built for the system's numpy 1.24: without the simplejpeg line, imp
 "numpy.dtype size changed" (the loop says so in one line). Trixie's numpy is 2.x and needs no such step.
 
 It uses picamera2 when it is installed, else /dev/video0 (or --source: a device, video file, RTSP/HTTP URL or
-image folder). Each frame with plates is printed as one JSON line (and appended to --out); with --track each
-plate also carries a track id, and one {"vehicle": ...} line per vehicle gives its read fused over every frame
-it was seen in (printed when it has left the view, or when the loop stops). Every --report-every frames a line
+image folder). Its options are `lpr-sdk run`'s, with the same names and defaults (`--recognizer`, repeatable;
+`--threads 1`; `--min-confidence 0`; `--track`, ...; `--help` lists them); `--bundle` is still accepted for
+`--recognizer`, as units written by earlier deploys pass it. Each frame with plates is printed as one JSON line
+(and appended to --out); with --track each plate also carries a track id, and one {"vehicle": ...} line per
+vehicle gives its read fused over every frame it was seen in (printed when it has left the view, or when the
+loop stops). Every --report-every frames a line
 with FPS, per-stage latency and resident memory goes to stderr. SIGINT/SIGTERM stop it cleanly after the current
 frame, with a final summary. A camera that drops out is reopened with back-off.
 
@@ -34,7 +37,6 @@ systemd restarts a loop that hangs.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -43,40 +45,55 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
 
 from sdk.bench import memory_mib
 from sdk.capture import open_source
+from sdk.cli._common import SOURCE_HELP, pipeline_options  # the options of `lpr-sdk run`, shared
 from sdk.errors import LprError
-from sdk.pipeline import Pipeline, margins_for
+from sdk.pipeline import Pipeline
 from sdk.tracker import PlateTracker
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Headless plate reading from a camera (JSON lines).")
-    p.add_argument("--source", default="auto", help="auto (picamera2, else /dev/video0), a device, file, URL, folder")
-    p.add_argument(
-        "--bundle", action="append", help="recogniser bundle (repeatable; default: the shipped latin and cn)"
-    )
-    p.add_argument("--detector", default="detector", help="detector folder (default: the shipped one)")
-    p.add_argument("--region", help="region for template post-filtering: cn, us, br, eu")
-    p.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
-    p.add_argument("--out", type=Path, help="append the JSON lines to this file too")
-    p.add_argument(
-        "--out-max-mb",
-        type=float,
-        default=0,
-        help="when --out passes this size it becomes OUT.1 (replacing the previous one) and a new OUT begins, so a "
-        "service never fills the disk; 0 (default): never",
-    )
-    p.add_argument("--report-every", type=int, default=100, help="FPS report every N frames (stderr)")
-    p.add_argument("--max-frames", type=int, help="stop after N frames")
-    p.add_argument("--all-frames", action="store_true", help="print frames without plates too")
-    p.add_argument("--min-confidence", type=float, default=0.5, help="drop reads below this confidence")
-    p.add_argument("--single-read", action="store_true", help="read each plate at one margin only (faster)")
-    p.add_argument(
-        "--track", action="store_true", help='follow plates across frames; one {"vehicle": ...} line per vehicle'
-    )
-    return p.parse_args(argv)
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--source", default="auto", show_default=True, help=f"auto: picamera2 if installed, else /dev/video0; {SOURCE_HELP}"
+)
+@pipeline_options
+@click.option(
+    "--bundle", "old_recognizers", multiple=True, hidden=True, help="The old name of --recognizer (deployed units)."
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Append the JSON lines to this file too.")
+@click.option(
+    "--out-max-mb",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="When --out passes this size it becomes OUT.1 (replacing the previous one) and a new OUT begins, so a "
+    "service never fills the disk; 0: never.",
+)
+@click.option(
+    "--report-every",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="A JSON report line (FPS, per-stage latency, memory) on stderr every N frames; 0: none.",
+)
+@click.option("--all-frames", is_flag=True, help="Print frames without plates too.")
+@click.pass_context
+def main(ctx: click.Context, old_recognizers: tuple[str, ...], **options: Any) -> None:
+    """Headless plate reading from a camera: one JSON line per frame with plates (stdout, and --out)."""
+    if old_recognizers:  # --bundle given: it names the recognisers (the default of --recognizer does not add to it)
+        given = ctx.get_parameter_source("recognizers") is not ParameterSource.DEFAULT
+        options["recognizers"] = old_recognizers + (options["recognizers"] if given else ())
+    try:
+        loop(**options)
+    except LprError as e:
+        click.echo(f"error: {' '.join(str(e).split())}", err=True)
+        ctx.exit(2)
 
 
 class RotatingLines:
@@ -128,8 +145,27 @@ class SystemdNotifier:
             self.send("WATCHDOG=1")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def loop(
+    *,
+    source: str,
+    detector: str,
+    recognizers: tuple[str, ...],
+    region: str | None,
+    threads: int,
+    max_frames: int | None,
+    min_confidence: float,
+    margins: tuple[tuple[float, float], ...],
+    track: bool,
+    out: Path | None,
+    out_max_mb: float,
+    report_every: int,
+    all_frames: bool,
+) -> None:
+    """The frame loop: reads until the source ends, ``max_frames`` or SIGINT/SIGTERM, then prints a summary.
+
+    Raises:
+        LprError: a bundle, the source or an option is wrong (the command prints it as one ``error:`` line).
+    """
     stop = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -139,52 +175,42 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    try:
-        pipe = Pipeline(
-            args.detector,
-            args.bundle or ("latin", "cn"),
-            threads=args.threads,
-            region=args.region,
-            min_confidence=args.min_confidence,
-            margins=margins_for(args.single_read),
-        )
-        with contextlib.ExitStack() as stack:
-            out = stack.enter_context(RotatingLines(args.out, args.out_max_mb)) if args.out else None
-            src = stack.enter_context(open_source(args.source))
-            print(f"reading {src.name} with {pipe.detector.backend}, {args.threads} thread(s)", file=sys.stderr)
-            tracker = PlateTracker() if args.track else None
-            systemd = SystemdNotifier()
-            systemd.ready()
+    pipe = Pipeline(
+        detector, recognizers, threads=threads, region=region, min_confidence=min_confidence, margins=margins
+    )
+    with contextlib.ExitStack() as stack:
+        lines = stack.enter_context(RotatingLines(out, out_max_mb)) if out else None
+        src = stack.enter_context(open_source(source))
+        print(f"reading {src.name} with {pipe.detector.backend}, {threads} thread(s)", file=sys.stderr)
+        tracker = PlateTracker() if track else None
+        systemd = SystemdNotifier()
+        systemd.ready()
 
-            def emit(obj: dict) -> None:
-                line = json.dumps(obj, ensure_ascii=False)
-                print(line, flush=True)
-                if out:
-                    out.write(line)
+        def emit(obj: dict) -> None:
+            line = json.dumps(obj, ensure_ascii=False)
+            print(line, flush=True)
+            if lines:
+                lines.write(line)
 
-            for result in pipe.run(src, args.max_frames):
-                systemd.alive()
-                step = tracker.update(result) if tracker else None
-                if result.plates or args.all_frames:
-                    emit(step.frame_dict(result) if step else result.to_dict())
-                for vehicle in step.ended if step else ():
-                    emit({"vehicle": vehicle.to_dict()})
-                if args.report_every and pipe.stats.frames % args.report_every == 0:
-                    # dropped: camera frames the loop was too slow for; a growing rss_mib is a leak
-                    report = {**pipe.stats.summary(), "dropped": src.dropped, **memory_mib()}
-                    print(json.dumps({"report": report}), file=sys.stderr, flush=True)
-                if stop:
-                    break
-            for vehicle in tracker.flush() if tracker else ():
+        for result in pipe.run(src, max_frames):
+            systemd.alive()
+            step = tracker.update(result) if tracker else None
+            if result.plates or all_frames:
+                emit(step.frame_dict(result) if step else result.to_dict())
+            for vehicle in step.ended if step else ():
                 emit({"vehicle": vehicle.to_dict()})
-    except LprError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+            if report_every and pipe.stats.frames % report_every == 0:
+                # dropped: camera frames the loop was too slow for; a growing rss_mib is a leak
+                report = {**pipe.stats.summary(), "dropped": src.dropped, **memory_mib()}
+                print(json.dumps({"report": report}), file=sys.stderr, flush=True)
+            if stop:
+                break
+        for vehicle in tracker.flush() if tracker else ():
+            emit({"vehicle": vehicle.to_dict()})
     summary = {**pipe.stats.summary(), "dropped": src.dropped, "model_bytes": pipe.model_bytes}
     summary.update(memory_mib())
     print(json.dumps({"summary": summary}), file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

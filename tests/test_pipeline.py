@@ -112,7 +112,7 @@ def test_camera_loop_runs_headless_and_stops_on_sigterm(tiny_detector, tiny_bund
         str(video),
         "--detector",
         str(root / "bundle"),
-        "--bundle",
+        "--recognizer",
         str(tiny_bundle),
         "--all-frames",
         "--threads",
@@ -164,6 +164,7 @@ def test_camera_loop_tells_systemd_it_is_ready_and_alive(tiny_detector, tiny_bun
         systemd.bind("\0" + name)
         systemd.settimeout(60)
         cmd = [sys.executable, str(REPO / "examples" / "camera_loop.py"), "--source", str(video)]
+        # --bundle: the old name of --recognizer, which units written by earlier deploys pass
         cmd += ["--detector", str(root / "bundle"), "--bundle", str(tiny_bundle), "--threads", "1"]
         r = subprocess.run(cmd, env={**os.environ, "NOTIFY_SOCKET": "@" + name}, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
@@ -171,14 +172,32 @@ def test_camera_loop_tells_systemd_it_is_ready_and_alive(tiny_detector, tiny_bun
     assert messages == ["READY=1", "WATCHDOG=1"]
 
 
-def test_camera_loop_out_file_rotates_at_its_size_limit(tmp_path):
-    """--out-max-mb: past the limit the file becomes OUT.1 (one predecessor kept) and a new OUT begins, so a service
-    never fills the disk; no line is split across the two."""
+def _camera_loop_module():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("camera_loop", REPO / "examples" / "camera_loop.py")
     loop = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loop)
+    return loop
+
+
+def test_camera_loop_has_the_options_of_lpr_sdk_run():
+    """The same names, defaults and help (one set of click options), --source's default aside (a camera)."""
+    from sdk.cli.run import run_cmd
+
+    def options(cmd):
+        return {p.name: (p.opts, p.default, p.help) for p in cmd.params if p.name != "source" and not p.hidden}
+
+    run_options, loop_options = options(run_cmd), options(_camera_loop_module().main)
+    shared = {"detector", "recognizers", "region", "threads", "max_frames", "min_confidence", "margins", "track"}
+    assert shared <= set(run_options) & set(loop_options)
+    assert {k: run_options[k] for k in shared} == {k: loop_options[k] for k in shared}
+
+
+def test_camera_loop_out_file_rotates_at_its_size_limit(tmp_path):
+    """--out-max-mb: past the limit the file becomes OUT.1 (one predecessor kept) and a new OUT begins, so a service
+    never fills the disk; no line is split across the two."""
+    loop = _camera_loop_module()
     out = tmp_path / "reads.jsonl"
     limit = 4096
     with loop.RotatingLines(out, max_mb=limit / 2**20) as lines:

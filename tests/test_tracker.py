@@ -209,7 +209,7 @@ def test_run_track_prints_one_vehicle_with_the_fused_read(tmp_path):
 def test_camera_loop_track_writes_vehicle_lines(tmp_path):
     out = tmp_path / "reads.jsonl"
     cmd = [sys.executable, str(REPO / "examples" / "camera_loop.py"), "--source", str(DRIVE), "--track"]
-    r = subprocess.run([*cmd, "--bundle", "latin", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([*cmd, "--recognizer", "latin", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     vehicles = [x["vehicle"] for x in lines if "vehicle" in x]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -30,6 +31,53 @@ margins_option = click.option(
     "(faster; fewer plates read).",
 )
 """``--single-read`` as the pipeline's ``margins``."""
+
+SOURCE_HELP = (
+    "picamera2, auto, a device index or /dev/videoN, a video file, an rtsp:// or http:// URL, or an image folder."
+)
+"""What ``--source`` accepts (``sdk.open_source``)."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_PIPELINE_OPTIONS = (
+    click.option("--detector", default="detector", show_default=True, help="Detector folder or shipped name."),
+    click.option(
+        "--recognizer",
+        "recognizers",
+        multiple=True,
+        default=("latin", "cn"),
+        show_default=True,
+        help="Recogniser bundle(s); repeat the option for several (the most confident read wins).",
+    ),
+    click.option("--region", help="Region for template post-filtering (cn, us, br, eu)."),
+    click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Interpreter threads."),
+    click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames."),
+    click.option(
+        "--min-confidence",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Drop reads less confident than this (0 to 1; 0 keeps every read).",
+    ),
+    margins_option,
+    click.option(
+        "--track",
+        is_flag=True,
+        help="Follow plates across frames: each read is tagged with its vehicle's track number, and when that "
+        "vehicle is gone one fused read is given for it: the text most of its reads agree on and their mean "
+        "confidence in it.",
+    ),
+)
+
+
+def pipeline_options(fn: _F) -> _F:
+    """The options of ``lpr-sdk run`` that ``examples/camera_loop.py`` shares, with the same names and defaults:
+    ``--detector``, ``--recognizer`` (repeatable, as ``recognizers``), ``--region``, ``--threads``,
+    ``--max-frames``, ``--min-confidence``, ``--single-read`` (as ``margins``) and ``--track``."""
+    for option in reversed(_PIPELINE_OPTIONS):  # the first listed is shown first in --help
+        fn = option(fn)
+    return fn
+
 
 second_look_option = click.option(
     "--second-look/--no-second-look",

@@ -15,7 +15,7 @@ import numpy as np
 from sdk.bench import memory_mib
 from sdk.bundle import SAMPLE_DRIVE
 from sdk.capture import open_source
-from sdk.cli._common import echo_json, format_sizes, format_stages, margins_option
+from sdk.cli._common import SOURCE_HELP, echo_json, format_sizes, format_stages, pipeline_options
 from sdk.errors import LprError
 from sdk.pipeline import FrameResult, Pipeline
 from sdk.tracker import PlateTracker, TrackedPlate
@@ -57,42 +57,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @click.command("run")
 @click.option(
     "--source",
-    help="picamera2, auto, a device index or /dev/videoN, a video file, an rtsp:// or http:// URL, or an image "
-    "folder.  [default: the sample drive in samples/drive]",
+    help=f"{SOURCE_HELP}  [default: the sample drive in samples/drive]",
 )
-@click.option("--detector", default="detector", show_default=True, help="Detector folder or shipped name.")
-@click.option(
-    "--recognizer",
-    "recognizers",
-    multiple=True,
-    default=("latin", "cn"),
-    show_default=True,
-    help="Recogniser bundle(s); repeat the option for several (the most confident read wins).",
-)
-@click.option("--region", help="Region for template post-filtering (cn, us, br, eu).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Interpreter threads.")
-@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
-@click.option(
-    "--min-confidence",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Drop reads less confident than this (0 to 1; 0 keeps every read).",
-)
+@pipeline_options
 @click.option(
     "--save-annotated",
     type=click.Path(file_okay=False, path_type=Path),
     help="Write each frame with its plates drawn into this folder.",
 )
-@margins_option
 @click.option(
-    "--track",
+    "--json",
+    "as_json",
     is_flag=True,
-    help="Follow plates across frames: each read is tagged with its vehicle's track number ('vehicle 3'), and "
-    "when that vehicle is gone one fused read is printed for it: the text most of its reads agree on and their "
-    'mean confidence in it (--json: a "track" field per plate and a {"vehicle": ...} object).',
+    help='One JSON object per frame (with --track: a "track" field per plate, and a {"vehicle": ...} object per '
+    "vehicle), then a summary object.",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per frame, then a summary object.")
 def run_cmd(
     source: str | None,
     detector: str,
@@ -101,14 +80,15 @@ def run_cmd(
     threads: int,
     max_frames: int | None,
     min_confidence: float,
-    save_annotated: Path | None,
     margins: tuple[tuple[float, float], ...],
     track: bool,
+    save_annotated: Path | None,
     as_json: bool,
 ) -> None:
     """Read plates from a camera, video, stream or image folder.
 
-    Prints the reads of every frame, TEXT (CONFIDENCE) per plate (--json: one JSON object per frame), and ends
+    Prints the reads of every frame, TEXT (CONFIDENCE) per plate, with --track TEXT (CONFIDENCE, vehicle N) and
+    a line per vehicle when it has left (--json: one JSON object per frame), and ends
     with a summary: frames, FPS, per-stage median latency in ms, model sizes and peak memory. Ctrl-C (or SIGTERM:
     systemd, docker stop) stops cleanly and still prints the summary.
     """
