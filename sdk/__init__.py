@@ -4,6 +4,7 @@ from sdk.bundle import Bundle, Manifest, load_bundle
 from sdk.capture import Frame, FrameSource, open_source
 from sdk.decode import Candidate, Read
 from sdk.detector import Detection, Detector
+from sdk.draw import draw
 from sdk.errors import (
     ArgumentError,
     BackendError,
@@ -49,6 +50,7 @@ __all__ = [
     "RegionError",
     "TrackStep",
     "TrackedPlate",
+    "draw",
     "load_bundle",
     "open_source",
 ]

@@ -10,31 +10,15 @@ from pathlib import Path
 
 import click
 import cv2
-import numpy as np
 
 from sdk.bench import memory_mib
 from sdk.bundle import SAMPLE_DRIVE
 from sdk.capture import open_source
 from sdk.cli._common import SOURCE_HELP, echo_json, format_sizes, format_stages, pipeline_options
+from sdk.draw import draw
 from sdk.errors import LprError
-from sdk.pipeline import FrameResult, Pipeline
+from sdk.pipeline import Pipeline
 from sdk.tracker import PlateTracker, TrackedPlate
-
-
-def annotate(frame: np.ndarray, result: FrameResult, track_ids: tuple[int, ...] = ()) -> np.ndarray:
-    """The frame with each plate's outline and read (and track id, when given) drawn on it."""
-    out = frame.copy()
-    for i, p in enumerate(result.plates):
-        x0, y0, x1, y1 = (int(v) for v in p.box)
-        if p.corners is not None:
-            cv2.polylines(out, [np.round(p.corners).astype(np.int32)], True, (0, 255, 0), 2)
-        else:
-            cv2.rectangle(out, (x0, y0), (x1, y1), (0, 255, 0), 2)
-        # cv2 fonts have no CJK glyphs: cn provinces show as '?'
-        label = f"{p.text} {p.confidence:.2f}" + (f" #{track_ids[i]}" if track_ids else "")
-        cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4)
-        cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 255), 2)
-    return out
 
 
 @contextlib.contextmanager
@@ -130,7 +114,7 @@ def run_cmd(
                     report(step.ended)
                 if save_annotated:
                     out = save_annotated / f"frame_{result.index:06d}.jpg"
-                    cv2.imwrite(str(out), annotate(result.frame, result, step.ids if step else ()))
+                    cv2.imwrite(str(out), draw(result.frame, result, step.ids if step else ()))
     except KeyboardInterrupt:
         pass
     skipped = src.skipped
