@@ -37,7 +37,7 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 )
 @click.option(
     "--eval-split",
-    type=click.Choice(["test", "train", "all"]),
+    type=click.Choice(SPLITS),
     default="test",
     show_default=True,
     help="Split of --eval to use.",
