@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sdk.archive import read_tar, safe_name
-from sdk.errors import BundleError, ManifestError
+from sdk.errors import ArgumentError, BundleError, ManifestError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -296,6 +296,8 @@ def load_bundle(path: str | Path) -> Bundle:
         BundleError: missing, unreadable, truncated or tampered model.
         ManifestError: the manifest fails validation.
     """
+    if not isinstance(path, (str, Path)):
+        raise ArgumentError(f"a bundle is given by its path or shipped name, got {type(path).__name__}")
     p = resolve_bundle_path(path)
     if not p.exists():
         shipped = ", ".join(sorted(d.name for d in MODELS_DIR.iterdir() if d.is_dir())) if MODELS_DIR.is_dir() else ""

@@ -668,6 +668,8 @@ def open_source(spec: str | int | None, **kw: Any) -> FrameSource:
         return VideoSource(spec, **kw)
     if not isinstance(spec, str):
         raise CaptureError(f"frame source must be a string or a camera index, got {type(spec).__name__}")
+    if not spec.strip():  # Path("") is the working directory: never open that by accident
+        raise CaptureError("frame source is an empty string: give a camera, file, folder or URL")
     if spec.lower() in ("picamera", "picamera2"):
         return PiCameraSource(**kw)
     if spec.isdigit() or _DEVICE_PATH.fullmatch(spec) or spec.lower().startswith(URL_SCHEMES):

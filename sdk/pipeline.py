@@ -11,22 +11,24 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
+from sdk.args import check_bool, check_choice, check_int, check_number, check_region_arg
 from sdk.bundle import Bundle
 from sdk.capture import Frame
 from sdk.decode import Candidate, decode
 from sdk.detector import Box, Detection, Detector, iou_matrix
-from sdk.errors import ImageError, LprError
-from sdk.formats import check_region, match_format
+from sdk.errors import ArgumentError, ImageError, LprError
+from sdk.formats import match_format
 from sdk.image import to_bgr
 from sdk.interpreter import Device
 from sdk.recognizer import Recognizer
@@ -34,6 +36,7 @@ from sdk.rectify import RectifyMethod, rectify
 from sdk.second_look import ACCEPT_CONFIDENCE
 
 log = logging.getLogger(__name__)
+RECTIFY_METHODS = get_args(RectifyMethod)  # perspective, affine, crop
 STAGES = ("capture", "detect", "rectify", "recognise", "decode")
 # Margin around the corners when rectifying, as fractions of the plate's width / height: the recognisers were
 # trained on crops with a small margin (detector-like jitter), not on crops cut exactly at the plate's edge.
@@ -179,8 +182,24 @@ class Pipeline:
         accept_confidence: float = ACCEPT_CONFIDENCE,
         refine: bool | None = None,
     ) -> None:
+        if not isinstance(detector, (str, Path, Detector)):
+            raise ArgumentError(f"detector must be a path, a shipped name or a Detector, got {type(detector).__name__}")
+        if isinstance(recognizers, (str, Path, Bundle)) or not isinstance(recognizers, Sequence):
+            raise ArgumentError(f"recognizers must be a list of bundles, e.g. ['latin'], got {recognizers!r:.60}")
+        check_int("threads", threads)
+        self.region = check_region_arg(region)
+        check_choice("method", method, RECTIFY_METHODS)
+        check_number("min_confidence", min_confidence, 0.0, 1.0)
+        check_int("top_n", top_n)
+        check_number("accept_confidence", accept_confidence, 0.0, math.inf)  # > 1: never accept
+        if refine is not None:
+            check_bool("refine", refine)
+        for margin in margins:
+            if not isinstance(margin, (tuple, list)) or len(margin) != 2:
+                raise ArgumentError(f"each margin must be an (x, y) pair of fractions, got {margin!r:.60}")
+            for v in margin:
+                check_number("a margin", v, 0.0, 1.0)
         self.detector = detector if isinstance(detector, Detector) else Detector(detector, threads, device)
-        self.region = check_region(region) if region else None
         recs = [Recognizer(b, threads, region=None, top_n=top_n, device=device) for b in recognizers]
         if self.region:
             recs = [r for r in recs if self.region in r.manifest.regions]

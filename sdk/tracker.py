@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from sdk.decode import Candidate
-from sdk.errors import LprError
+from sdk.errors import ArgumentError, LprError
 from sdk.evaluate import edit_distance
 from sdk.formats import match_format
 from sdk.pipeline import FrameResult, PlateRead
@@ -198,6 +198,8 @@ class PlateTracker:
 
     def update(self, result: FrameResult) -> TrackStep:
         """Add one frame's plates (frames in index order); returns their track ids and the tracks that ended."""
+        if not isinstance(result, FrameResult):
+            raise ArgumentError(f"PlateTracker.update needs a FrameResult (from Pipeline), got {type(result).__name__}")
         index = result.index
         gone = [t for t in self._tracks if index - t.last_frame > self.max_age]
         self._tracks = [t for t in self._tracks if t not in gone]
