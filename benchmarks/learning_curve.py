@@ -1,11 +1,11 @@
 """How accuracy grows with the amount of real training data: runs of one recipe on nested shares of the real crops.
 
 Each RUN_DIR is a finished recogniser run whose real sources keep a share of the plate texts (``fraction`` in its
-config; see configs/experiments/cn_curve_*.yaml). For each run this prints the distinct real train plates it saw
+config; see configs/experiments/cn_curve.yaml). For each run this prints the distinct real train plates it saw
 and its greedy float plate / char accuracy on the held-out split, fits ``error = a * plates ** -b`` to the plate
 errors (least squares in log-log) and says how many real plates the fit needs for each ``--target`` accuracy:
 
-    python benchmarks/learning_curve.py runs/cn_curve_25 runs/cn_curve_50 runs/cn_curve_100 \\
+    python benchmarks/learning_curve.py runs/cn_curve/25 runs/cn_curve/50 runs/cn_curve/100 \\
         --data ../shared/data/crops --region cn [--target 0.98] [--json]
 
 A fit through a few points of a few hundred plates is a rough guide, not a promise: it says whether more real
