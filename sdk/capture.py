@@ -33,6 +33,7 @@ import numpy as np
 
 from sdk.errors import CaptureError, ImageError
 from sdk.image import read_image, to_bgr
+from sdk.types import PiFormat
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing import Self
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
-PiFormat = Literal["RGB888", "XRGB8888", "BGR888", "XBGR8888"]
 # A device that keeps returning empty frames is treated as dropped out after this many in a row.
 MAX_EMPTY_FRAMES = 25
 _DEVICE_PATH = re.compile(r"/dev/video(\d+)")

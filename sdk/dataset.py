@@ -21,8 +21,8 @@ from typing import Literal
 import numpy as np
 
 from sdk.errors import LprError
+from sdk.types import Split
 
-Split = Literal["all", "train", "test", "fit", "val"]
 SPLITS: tuple[str, ...] = ("all", "train", "test", "fit", "val")
 TEST_PERCENT = 25
 VAL_PERCENT = 20  # of the train split's texts
@@ -93,9 +93,7 @@ def read_labels(
     """
     d = Path(data_dir)
     rows = [LabelRow(d / r["file"], r["plate_text"], r["region"], r.get("source") or "") for r in _csv_rows(d, _CROP)]
-    return [
-        r for r in rows if in_split(r.text, split) and (regions is None or r.region in regions)
-    ]
+    return [r for r in rows if in_split(r.text, split) and (regions is None or r.region in regions)]
 
 
 def write_labels(data_dir: str | Path, rows: list[tuple[str, str, str, str]]) -> Path:

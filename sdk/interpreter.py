@@ -13,15 +13,15 @@ import platform
 import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
 
 from sdk.bundle import SAMPLE_DRIVE, Bundle, Manifest
 from sdk.errors import BackendError, BundleError, ImageError, ManifestError
+from sdk.types import Device
 
-Device = Literal["cpu", "edgetpu"]
 BACKENDS = (
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
     ("tflite-runtime", "tflite_runtime.interpreter"),

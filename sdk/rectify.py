@@ -15,15 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from numbers import Integral, Real
-from typing import Literal
 
 import cv2
 import numpy as np
 
 from sdk.errors import ImageError
 from sdk.image import to_bgr
+from sdk.types import RectifyMethod
 
-RectifyMethod = Literal["perspective", "affine", "crop"]
 Box = tuple[float, float, float, float]
 
 # Margin (fraction of the plate's width, height added on each side) the pipeline crops with by default.
@@ -112,7 +111,7 @@ def _border(border_value: int | Sequence[int]) -> tuple[float, float, float]:
     return float(vals[0]), float(vals[1]), float(vals[2])
 
 
-def _box(box: Sequence[float], name: str = "box", *, allow_empty: bool = False) -> Box:
+def _box(box: Sequence[float], name: str = "box") -> Box:
     try:
         b = np.array(box, dtype=np.float64)
     except (TypeError, ValueError):
@@ -120,9 +119,8 @@ def _box(box: Sequence[float], name: str = "box", *, allow_empty: bool = False) 
     if b.shape != (4,) or not np.all(np.isfinite(b)):
         raise ImageError(f"{name} must be 4 finite numbers (x0, y0, x1, y1), got {box!r}")
     x0, y0, x1, y1 = (float(v) for v in b)
-    if (x1 < x0 or y1 < y0) if allow_empty else (x1 <= x0 or y1 <= y0):
-        rel = "<=" if allow_empty else "<"
-        raise ImageError(f"{name} must have x0 {rel} x1 and y0 {rel} y1, got {(x0, y0, x1, y1)}")
+    if x1 <= x0 or y1 <= y0:
+        raise ImageError(f"{name} must have x0 < x1 and y0 < y1, got {(x0, y0, x1, y1)}")
     return x0, y0, x1, y1
 
 
@@ -541,17 +539,6 @@ def quad_to_box(corners: np.ndarray) -> Box:
         raise ImageError("corners are empty")
     (x0, y0), (x1, y1) = p.min(axis=0), p.max(axis=0)
     return float(x0), float(y0), float(x1), float(y1)
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two axis-aligned boxes ``(x0, y0, x1, y1)``; 0.0 when both are empty."""
-    ax0, ay0, ax1, ay1 = _box(a, "a", allow_empty=True)
-    bx0, by0, bx1, by1 = _box(b, "b", allow_empty=True)
-    iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
-    ih = max(0.0, min(ay1, by1) - max(ay0, by0))
-    inter = iw * ih
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def polygon_iou(q1: np.ndarray, q2: np.ndarray) -> float:

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from sdk.decode import Candidate, Read, choose, ctc_log_likelihoods, decode, labels_of, softmax
+from sdk.types import Method
 
 # A read that fits a plate format at this confidence or more is taken without another look (also the
 # pipeline's test for accepting a margin's read).
@@ -66,7 +67,7 @@ def read_crop(
     blank_index: int,
     *,
     region: str | None = None,
-    method: str = "beam",
+    method: Method = "beam",
     top_n: int = 5,
     second_look: bool = True,
     accept_confidence: float = ACCEPT_CONFIDENCE,
@@ -74,7 +75,7 @@ def read_crop(
     """Read one plate crop with a model given as ``logits_of(crop_bgr) -> (T, C) logits``: decode, then a
     second look (beam search only) unless the read is sure (:func:`is_sure`)."""
     first = logits_of(img)
-    read = decode(first, alphabet, blank_index, region=region, method=method, top_n=top_n)  # type: ignore[arg-type]
+    read = decode(first, alphabet, blank_index, region=region, method=method, top_n=top_n)
     if not second_look or method != "beam" or is_sure(read, accept_confidence):
         return read
     return rescore(read, [first, *(logits_of(v) for v in views(img))], alphabet, blank_index)

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
+from sdk.detector import iou_matrix
 from sdk.errors import ImageError
 from sdk.rectify import (
     AffineFit,
-    box_iou,
     crop_box,
     expand_quad,
     fit_affine_ransac,
@@ -441,9 +441,9 @@ def test_quad_to_box():
         ((0, 0, 0, 0), (0, 0, 0, 0), 0.0),
     ],
 )
-def test_box_iou(a, b, iou):
-    assert box_iou(a, b) == pytest.approx(iou)
-    assert box_iou(b, a) == pytest.approx(iou)
+def test_iou_matrix_of_two_boxes(a, b, iou):
+    assert iou_matrix([a], [b])[0, 0] == pytest.approx(iou)
+    assert iou_matrix([b], [a])[0, 0] == pytest.approx(iou)
 
 
 def test_polygon_iou():
@@ -452,7 +452,7 @@ def test_polygon_iou():
     assert polygon_iou(sq, diamond) == pytest.approx(0.5)  # diamond (area 2) inside the square (area 4)
     assert polygon_iou(sq, sq[::-1]) == pytest.approx(1.0)  # orientation does not matter
     a, b = np.array([[0.0, 0], [10, 0], [10, 10], [0, 10]]), np.array([[5.0, 5], [15, 5], [15, 15], [5, 15]])
-    assert polygon_iou(a, b) == pytest.approx(box_iou((0, 0, 10, 10), (5, 5, 15, 15)), rel=1e-5)
+    assert polygon_iou(a, b) == pytest.approx(iou_matrix([(0, 0, 10, 10)], [(5, 5, 15, 15)])[0, 0], rel=1e-5)
     assert polygon_iou(a, b + 20) == 0.0
     # a square rotated 45 degrees about the centre of an equal square: overlap is a regular octagon
     rot = rotated(0, 0, 2, 2, 45)
@@ -496,7 +496,5 @@ def test_bad_frame_box_margin_border():
         warp_quad(frame, PERSPECTIVE, 94, 24, margin=(0.1,))
     with pytest.raises(ImageError, match="border_value"):
         crop_box(frame, (0, 0, 10, 10), 94, 24, border_value=300)
-    with pytest.raises(ImageError):
-        box_iou((0, 0, 1), (0, 0, 1, 1))
     with pytest.raises(ImageError):
         order_corners(np.zeros((5, 2)))

@@ -23,6 +23,7 @@ from sdk.image import plate_input, read_image
 from sdk.interpreter import make_interpreter
 from sdk.recognizer import Recognizer
 from sdk.second_look import read_crop
+from sdk.types import blank_index_for
 from training.config import TrainConfig
 from training.models.lprnet import SampleNorm
 from training.train_recognizer import load_trained
@@ -140,7 +141,7 @@ def float_reader(
 
     def read(img: np.ndarray, region: str):
         region = region if templates else None
-        return read_crop(logits_of, img, alphabet, len(alphabet), region=region, method=method)
+        return read_crop(logits_of, img, alphabet, blank_index_for(alphabet), region=region, method=method)
 
     return read
 
@@ -200,7 +201,7 @@ def quantize_run(
     manifest = {
         **base_manifest(tflite, "recognizer", cfg.name, architecture, "NTC", calibration),
         "alphabet": alphabet,
-        "blank_index": len(alphabet),
+        "blank_index": blank_index_for(alphabet),
         "regions": list(cfg.regions),
     }
     if eval_dir is None and cfg.eval is not None:

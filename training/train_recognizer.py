@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from sdk.decode import decode_batch
 from sdk.formats import ALPHABETS
+from sdk.types import blank_index_for
 from training.config import ConfigError, TrainConfig, load_config, open_run
 from training.data.pipeline import PlateArrays, load_arrays, make_dataset, oversample_rare
 from training.distribute import check_batch_split, check_same_step, distribute, is_chief
@@ -42,7 +43,7 @@ def build_model(cfg: TrainConfig, batch_size: int | None = None, for_export: boo
     """
     m = cfg.model
     h, w = cfg.input_size
-    n = len(ALPHABETS[cfg.alphabet]) + 1
+    n = blank_index_for(ALPHABETS[cfg.alphabet]) + 1  # the characters, then the blank
     if m.architecture in ("crnn", "lightcrnn"):
         light = m.architecture == "lightcrnn"
         return build_crnn(n, (h, w, 3), light, m.width, m.hidden, batch_size, for_export, m.lstm_layers)
@@ -58,7 +59,7 @@ def predict_logits(model: keras.Model, images: np.ndarray, batch: int = 256) -> 
 
 
 def plate_accuracy(model: keras.Model, arrays: PlateArrays, alphabet: str) -> float:
-    reads = decode_batch(predict_logits(model, arrays.images), alphabet, len(alphabet), method="greedy")
+    reads = decode_batch(predict_logits(model, arrays.images), alphabet, blank_index_for(alphabet), method="greedy")
     return float(np.mean([r.text == t for r, t in zip(reads, arrays.texts, strict=True)]))
 
 
@@ -182,7 +183,7 @@ def train(
     check_batch_split(cfg.batch_size, strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(cfg.seed)
     alphabet = ALPHABETS[cfg.alphabet]
-    blank = len(alphabet)
+    blank = blank_index_for(alphabet)
     with strategy.scope():  # every variable (model, optimizer) is mirrored over the replicas
         model = build_model(cfg)
         opt = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4, clipnorm=5.0)

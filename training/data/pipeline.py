@@ -14,6 +14,7 @@ from sdk.dataset import in_fraction, read_labels
 from sdk.decode import labels_of
 from sdk.errors import LprError
 from sdk.image import plate_input, read_image
+from sdk.types import blank_index_for
 from training.config import DataSource
 
 MAX_LABEL = 10
@@ -31,9 +32,9 @@ class PlateArrays:
 
 
 def encode(text: str, alphabet: str) -> list[int]:
-    """Text -> class indices (the blank is len(alphabet)); raise for characters outside the alphabet."""
+    """Text -> class indices (blank: :func:`sdk.types.blank_index_for`); raise for characters not in the alphabet."""
     try:
-        return labels_of(text, alphabet, len(alphabet))
+        return labels_of(text, alphabet, blank_index_for(alphabet))
     except ValueError as e:
         raise LprError(f"plate text {text!r} has characters outside the model's alphabet") from e
 

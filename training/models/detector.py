@@ -10,8 +10,12 @@ rounded to the int8 grid the full-int8 export gives it (256 levels over [0, 6]),
 
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 from keras import layers, ops
+
+from training.models.width import scaled_channels
 
 RELU6_STEP = 6.0 / 255.0  # the int8 scale TFLite's calibration gives a ReLU6 output that fills [0, 6]
 
@@ -49,7 +53,7 @@ def build_proposal(
     input_hw: tuple[int, int] = (256, 448), width: float = 1.0, batch_size: int | None = None, fake_quant: bool = False
 ):
     """Proposal network: stride-8 output map of 5 channels (see module docstring)."""
-    c = lambda n: max(8, int(round(n * width / 8)) * 8)  # noqa: E731
+    c = partial(scaled_channels, width=width)
     q = {"fake_quant": fake_quant}
     inp = keras.Input((*input_hw, 3), batch_size=batch_size, name="frame")
     x = _conv(inp, c(16), 3, 2, "stem", **q)
@@ -71,7 +75,7 @@ def build_proposal(
 
 def build_corners(input_hw: tuple[int, int] = (48, 120), width: float = 1.0, batch_size: int | None = None):
     """Corners network: plate logit + 8 corner coordinates from a proposal crop."""
-    c = lambda n: max(8, int(round(n * width / 8)) * 8)  # noqa: E731
+    c = partial(scaled_channels, width=width)
     inp = keras.Input((*input_hw, 3), batch_size=batch_size, name="crop")
     x = _conv(inp, c(24), 3, 2, "stem")
     x = _dws(x, c(32), 1, "b1")

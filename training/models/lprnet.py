@@ -10,12 +10,14 @@ Variants: ``basic`` keeps the paper's (2,1) poolings (width halved once at the s
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import keras
 from keras import layers, ops
 
 from training.models.stn import spatial_transformer
+from training.models.width import scaled_channels
 
 Variant = Literal["basic", "reduced"]
 
@@ -92,7 +94,7 @@ def build_lprnet(
         stn: put the spatial transformer (LocNet, :mod:`training.models.stn`) in front; the network then reads
             the warped crop.
     """
-    c = lambda n: max(8, int(round(n * width / 8)) * 8)  # noqa: E731
+    c = partial(scaled_channels, width=width)
     inp = keras.Input(input_shape, batch_size=batch_size, name="image")
     src = spatial_transformer(inp) if stn else inp
     x = _conv_bn(src, c(64), 3, name="stem")
