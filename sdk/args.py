@@ -17,8 +17,8 @@ def check_int(name: str, value: Any, least: int = 1) -> int:
 
 
 def check_number(name: str, value: Any, lo: float, hi: float) -> float:
-    """A finite int or float (not a bool) in [lo, hi]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """An int or float (not a bool, not NaN) in [lo, hi]: infinite only where that bound is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ArgumentError(f"{name} must be a number in [{lo:g}, {hi:g}], got {_show(value)}")
     if not lo <= value <= hi:
         raise ArgumentError(f"{name} must be in [{lo:g}, {hi:g}], got {value:g}")
