@@ -43,7 +43,7 @@ fi
 
 lpr() {  # lpr-sdk on the emulated aarch64 Python, from this checkout
     PYTHONPATH="$WORK/site:$REPO" PYTHONNOUSERSITE=1 "$QEMU" -L "$WORK/root" "$WORK/root/usr/bin/python3.11" \
-        -c 'import sys; from sdk.cli import main; sys.argv[0] = "lpr-sdk"; main()' "$@"
+        -c 'import sys; from lpr_cli import main; sys.argv[0] = "lpr-sdk"; main()' "$@"
 }
 
 cd "$REPO"

@@ -243,11 +243,11 @@ class Trial:
 
 
 def deploy_argv(sshd: LocalSshd, root: Path, package: Path, python: str = sys.executable) -> list[str]:
-    """``lpr-sdk deploy`` argv (as ``python -m sdk.cli``) for the local sshd, forwarding the crash variable."""
+    """``lpr-sdk deploy`` argv (as ``python -m lpr_cli``) for the local sshd, forwarding the crash variable."""
     return [
         python,
         "-m",
-        "sdk.cli",
+        "lpr_cli",
         "deploy",
         str(package),
         f"{sshd.user}@127.0.0.1",

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import needs_tf
 
-from sdk.cli import main
+from lpr_cli import main
 
 pytestmark = needs_tf
 

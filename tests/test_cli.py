@@ -16,7 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import needs_shipped_detector, needs_tf, tiny_config
 
-from sdk.cli import configure_logging, main
+from lpr_cli import main
+from sdk.cli import configure_logging
 from sdk.dataset import read_labels
 from sdk.formats import match_format
 
@@ -59,6 +60,9 @@ def copy_bundle(src: Path, dst: Path, model: bytes | None = None, **manifest_cha
 def test_cli_import_does_not_load_tensorflow():
     code = "import sys, sdk.cli; sys.exit('tensorflow' in sys.modules or 'training' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    # the whole command line (training's and firmware_tools' commands joined) imports TensorFlow only when run
+    code = "import sys, lpr_cli; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_version_and_help():
@@ -66,6 +70,14 @@ def test_version_and_help():
     result = run("--help")
     for cmd in ("recognize", "evaluate", "bench", "inspect", "synth", "train", "quantize"):
         assert cmd in result.output
+    from firmware_tools.cli import COMMANDS as DEPLOY_COMMANDS
+    from sdk.cli import main as device_main
+    from training.cli import COMMANDS as TRAINING_COMMANDS
+
+    names = [*device_main.commands, *(c.name for c in (*TRAINING_COMMANDS, *DEPLOY_COMMANDS))]
+    assert sorted(main.commands) == sorted(names) and len(names) == len(set(names))  # every side's, none twice
+    listed = result.output.split("Commands:")[1]
+    assert all(f"  {name} " in listed for name in names)
 
 
 def test_every_option_has_help():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sdk.cli import main
+from lpr_cli import main
 from sdk.dataset import SceneFrame, ScenePlate, read_scenes, scene_split
 from sdk.detector import (
     Detection,

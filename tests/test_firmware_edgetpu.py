@@ -12,8 +12,8 @@ from click.testing import CliRunner, Result
 from conftest import needs_tf
 
 from firmware_tools.edgetpu import EDGETPU_OPS, parse_compiler_log, precheck
+from lpr_cli import main
 from sdk.bundle import load_bundle
-from sdk.cli import main
 from sdk.errors import BackendError
 from sdk.interpreter import make_interpreter
 from sdk.modelinfo import analyze

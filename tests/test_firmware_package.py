@@ -12,7 +12,7 @@ from conftest import DRIVE, needs_shipped_detector
 
 from firmware_tools.packager import build_package, manifest_bytes
 from firmware_tools.testing import repack
-from sdk.cli import main
+from lpr_cli import main
 from sdk.errors import ManifestError
 from sdk.package import (
     PackageError,

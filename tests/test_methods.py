@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import needs_tf, tiny_config
 
-from sdk.cli import main
+from lpr_cli import main
 from sdk.dataset import read_labels
 from sdk.image import plate_input, read_image
 from sdk.recognizer import Recognizer

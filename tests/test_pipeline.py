@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import DRIVE, REPO, needs_shipped_detector, needs_tf
 
+from lpr_cli import main
 from sdk.capture import Frame
-from sdk.cli import main
 from sdk.dataset import read_scenes
 from sdk.detector import Detection, Detector, iou_matrix
 from sdk.errors import BundleError, LprError

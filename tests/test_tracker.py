@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import DRIVE, REPO, needs_shipped_detector
 
-from sdk.cli import main
+from lpr_cli import main
 from sdk.dataset import read_scenes
 from sdk.decode import Candidate
 from sdk.errors import LprError

@@ -1,4 +1,7 @@
-"""The ``lpr-sdk`` command line: one click group, one module per subcommand.
+"""The ``lpr-sdk`` command group and the device commands (run, recognize, evaluate, evaluate-detector, bench,
+inspect, selftest), one module per subcommand. The training side's commands live in :mod:`training.cli`, the deploy
+side's in :mod:`firmware_tools.cli`; :mod:`lpr_cli` (the console script) joins all three, so nothing here imports
+either side.
 
 Exit codes: 0 done; 1 when a command ran but a read or check failed (an unreadable image among ``recognize``'s, a
 ``selftest`` mismatch, ``edgetpu`` without its compiler); 2 for usage and input errors: click's usage errors, and user
@@ -17,19 +20,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from sdk.cli.ablate import ablate_cmd
 from sdk.cli.bench import bench_cmd
-from sdk.cli.deploy import deploy_cmd
-from sdk.cli.edgetpu import edgetpu_cmd
 from sdk.cli.evaluate import evaluate_cmd, evaluate_detector_cmd
 from sdk.cli.inspect import inspect_cmd
-from sdk.cli.package import keygen_cmd, package_cmd, verify_cmd
-from sdk.cli.quantize import quantize_cmd
 from sdk.cli.recognize import recognize_cmd
 from sdk.cli.run import run_cmd
 from sdk.cli.selftest import selftest_cmd
-from sdk.cli.synth import synth_cmd
-from sdk.cli.train import train_group
 from sdk.errors import LprError
 
 
@@ -109,11 +105,5 @@ for _cmd in (
     bench_cmd,
     inspect_cmd,
     selftest_cmd,
-    synth_cmd,
-    train_group,
-    quantize_cmd,
-    ablate_cmd,
 ):
-    main.add_command(_cmd)
-for _cmd in (keygen_cmd, package_cmd, verify_cmd, edgetpu_cmd, deploy_cmd):  # firmware_tools: package, deploy
     main.add_command(_cmd)

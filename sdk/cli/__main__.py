@@ -1,4 +1,4 @@
-"""``python -m sdk.cli``: the ``lpr-sdk`` command without its console script."""
+"""``python -m sdk.cli``: the device commands only (``python -m lpr_cli`` is the whole ``lpr-sdk``)."""
 
 from sdk.cli import main
 
