@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare_ocr import ocr_correct, timed  # noqa: E402
 
-from sdk.dataset import read_scenes  # noqa: E402
+from sdk.dataset import SPLITS, read_scenes  # noqa: E402
 from sdk.errors import LprError  # noqa: E402
 from sdk.formats import alphabet_for  # noqa: E402
 from sdk.image import read_image  # noqa: E402
@@ -32,7 +32,7 @@ from sdk.pipeline import Pipeline, margins_for  # noqa: E402
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Our pipeline vs RapidOCR on whole labelled frames.")
     ap.add_argument("--data", required=True, help="scenes folder (labels.csv with plate_text and corners)")
-    ap.add_argument("--split", default="test", choices=["all", "train", "test"])
+    ap.add_argument("--split", default="test", choices=SPLITS)
     ap.add_argument("--regions", nargs="+", default=["us", "br", "eu"])
     ap.add_argument("--detector", default="detector")
     ap.add_argument("--recognizer", default="latin")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from sdk.dataset import SPLITS
 from sdk.decode import decode_batch
 from sdk.evaluate import summarize
 from sdk.formats import ALPHABETS
@@ -34,7 +35,7 @@ def main() -> None:
     ap.add_argument("run_dir")
     ap.add_argument("--data", required=True)
     ap.add_argument("--region", required=True)
-    ap.add_argument("--split", choices=("all", "train", "test"), default="all")
+    ap.add_argument("--split", choices=SPLITS, default="all")
     a = ap.parse_args()
     print(json.dumps(evaluate_run(a.run_dir, a.data, a.region, a.split)))
 
