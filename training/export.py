@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from sdk.bundle import Bundle, write_bundle
 from sdk.dataset import Split, read_labels
@@ -58,8 +59,8 @@ def set_norm_floors(model: keras.Model, calib: np.ndarray) -> dict[str, float]:
 def convert_int8(model: keras.Model, calib: np.ndarray) -> bytes:
     """Full-int8 TFLite (int8 input and output, TFLITE_BUILTINS_INT8 only) calibrated on float images in [0, 1]."""
 
-    def representative():
-        for x in calib:
+    def representative():  # the converter's calibration pass: one image at a time, shown as a progress bar
+        for x in tqdm(calib, desc="calibrating", unit="image", disable=None):
             yield [x[None].astype(np.float32)]
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from sdk.dataset import SPLITS, Split, read_labels, write_labels
 from sdk.formats import PROVINCES, match_format
@@ -73,7 +74,7 @@ def align_province(rec: Recognizer, rows) -> list[Aligned]:
     """The rows whose read has the label's length and its characters after the first (the province itself may be
     misread), with a clean cut after the first character (their only cut: ``cuts == (cut,)``)."""
     out = []
-    for row in rows:
+    for row in tqdm(rows, desc="aligning", unit="crop", disable=None):
         img, steps, n_steps = read_steps(rec, row.path)
         read = "".join(c for c, _ in steps)
         if len(read) != len(row.text) or read[1:] != row.text[1:]:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from sdk.capture import open_source
 from sdk.dataset import SPLITS, SceneFrame, Split, read_labels, read_scenes, write_labels
@@ -162,7 +163,7 @@ def pseudo_label(
     raw = detector is not None and not (source / "labels.csv").is_file()
     frames = _raw_frames(source, every, out / "frames") if raw else _scene_frames(source, split, scene_regions)
     rows, scene_rows, seen = [], [], 0
-    for i, (frame, img) in enumerate(frames):
+    for i, (frame, img) in enumerate(tqdm(frames, desc="frames", unit="frame", disable=None)):
         if detector is None and all(p.text for p in frame.plates):
             continue
         kept_before = len(rows)
@@ -209,7 +210,8 @@ def label_crops(
     region = check_region(region)
     out = Path(out_dir)
     rows, seen = [], 0
-    for i, row in enumerate(r for r in read_labels(crops_dir, "all", [region]) if not r.text):
+    todo = [r for r in read_labels(crops_dir, "all", [region]) if not r.text]
+    for i, row in enumerate(tqdm(todo, desc=f"{region} crops", unit="crop", disable=None)):
         try:
             crop = read_image(row.path)
         except ImageError as e:
