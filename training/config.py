@@ -126,7 +126,8 @@ def _source(d: Any, where: str, base: Path) -> DataSource:
         d["regions"] = tuple(d["regions"])
     for key in ("tilt", "skew", "lowres", "erase", "balance"):
         d[key] = float(d.get(key, 0.0))
-    d["leave_out"] = tuple(d.get("leave_out") or ())
+    leave_out = d.get("leave_out") or ()
+    d["leave_out"] = tuple(leave_out) if isinstance(leave_out, (list, tuple)) else (None,)
     if not all(isinstance(v, str) and v for v in d["leave_out"]):
         raise ConfigError(f"{where}: leave_out is a list of non-empty plate-text prefixes")
     d["fraction"] = float(d.get("fraction", 1.0))

@@ -13,7 +13,7 @@ Provinces are drawn uniformly, so every province's glyph is seen about as often.
 is placed by :func:`province_cut` from a recogniser bundle's read: a crop is used when the bundle reads its length
 and its characters after the first right (the province itself may be misread: those are the crops this is for).
 
-    python -m training.data.province_swap ../shared/data/crops runs/swap_cn --bundle cn --split train -n 12000
+    python -m training.data.province_swap ../shared/data/crops runs/swap_cn --bundle cn --split fit -n 12000
 """
 
 from __future__ import annotations
@@ -159,8 +159,9 @@ def write_swapped(
         donors.setdefault(a.text[0], []).append(a)
     out = Path(out_dir)
     (out / "cn").mkdir(parents=True, exist_ok=True)
-    written = []
-    while len(written) < n:
+    written, tries = [], 0
+    while len(written) < n and tries < 20 * n:  # a label whose rest fits no cn format never yields a crop
+        tries += 1
         target = rng.choice(aligned)
         province = rng.choice([p for p in PROVINCES if p != target.text[0]])
         img, text = swap_province(target, province, donors, rng)
@@ -178,7 +179,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Real cn crops with the province character swapped for another's.")
     ap.add_argument("data_dir", help="folder with labels.csv (crops)")
     ap.add_argument("out_dir")
-    ap.add_argument("--bundle", default="cn", help="recogniser bundle whose CTC alignment places the cut")
+    ap.add_argument("--bundle", default="cn", help="recogniser bundle whose reads place the cut")
     ap.add_argument("-n", type=int, default=12000, help="crops to write")
     ap.add_argument("--split", default="train", choices=SPLITS)
     ap.add_argument("--leave-out", nargs="*", default=[], help="plate-text prefixes (provinces) to leave out")
