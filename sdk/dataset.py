@@ -75,12 +75,17 @@ def _csv_rows(d: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
     f = d / "labels.csv"
     if not f.is_file():
         raise LprError(f"{d} holds no labels.csv (columns: {','.join(columns)})")
-    with open(f, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(columns) - set(reader.fieldnames or ())
-        if missing:
-            raise LprError(f"{f} lacks column(s) {', '.join(sorted(missing))}")
-        return list(reader)
+    try:
+        with open(f, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = set(columns) - set(reader.fieldnames or ())
+            if missing:
+                raise LprError(f"{f} lacks column(s) {', '.join(sorted(missing))}")
+            return list(reader)
+    except UnicodeDecodeError as e:
+        raise LprError(f"{f} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except csv.Error as e:
+        raise LprError(f"{f} is not a readable CSV ({e})") from None
 
 
 def read_labels(

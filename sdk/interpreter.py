@@ -87,8 +87,12 @@ def make_interpreter(model: bytes, threads: int = 1, device: Device = "cpu") -> 
             interp = mod.Interpreter(model_content=model, num_threads=threads, experimental_delegates=delegates or None)
             interp.allocate_tensors()
     except (ValueError, RuntimeError) as e:
-        raise BundleError(f"the model does not load in {name} ({str(e).splitlines()[0]}); rebuild the bundle") from e
+        raise _does_not_load(name, e) from e
     return interp, name
+
+
+def _does_not_load(backend: str, e: Exception) -> BundleError:
+    return BundleError(f"the model does not load in {backend} ({str(e).splitlines()[0]}); rebuild the bundle")
 
 
 def sample_frames(n: int = 4) -> list[np.ndarray]:
@@ -121,6 +125,7 @@ def kernel_disagreement(model: bytes, inputs: Sequence[np.ndarray]) -> dict[str,
 
     Raises:
         BackendError: the installed runtime cannot choose its kernels (an old tflite-runtime, or tf.lite).
+        BundleError: the model does not load (a corrupt file whose manifest hash was made to match).
     """
     name, mod = _interpreter_module()
     resolvers = getattr(mod, "OpResolverType", None)
@@ -128,9 +133,12 @@ def kernel_disagreement(model: bytes, inputs: Sequence[np.ndarray]) -> dict[str,
         raise BackendError(f"{name} cannot choose its kernels; install ai-edge-litert to compare them")
     runs = []
     for resolver in (resolvers.AUTO, resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
-        with _native_stderr_silenced():
-            interp = mod.Interpreter(model_content=model, experimental_op_resolver_type=resolver)
-            interp.allocate_tensors()
+        try:
+            with _native_stderr_silenced():
+                interp = mod.Interpreter(model_content=model, experimental_op_resolver_type=resolver)
+                interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise _does_not_load(name, e) from e
         index, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
         got = []
         for x in inputs:

@@ -461,3 +461,23 @@ def test_unknown_region(tiny_bundle, synth_dir):
     assert "unknown region 'xx'" in assert_user_error(run("recognize", tiny_bundle, img, "--region", "xx"), code=2)
     assert "unknown region" in assert_user_error(run("evaluate", tiny_bundle, "--data", synth_dir, "--region", "xx"))
     assert "covers region" in assert_user_error(run("recognize", tiny_bundle, img, "--region", "us"), code=2)
+
+
+def test_a_labels_csv_that_is_not_utf8_is_one_error_line(tmp_path):
+    (tmp_path / "labels.csv").write_bytes(b"file,plate_text,region\nx.jpg,\xff\xfeAB,cn\n")
+    result = run("evaluate", "cn", "--data", tmp_path)
+    assert result.exit_code != 0 and "is not UTF-8 text" in result.output and "Traceback" not in result.output
+
+
+def test_selftest_of_a_corrupt_model_whose_hash_was_made_to_match_is_one_error_line(tmp_path):
+    """A model file broken in its flatbuffer header, with the manifest's sha256 updated to match it."""
+    bundle = tmp_path / "cn"
+    shutil.copytree(SAMPLES.parent / "models" / "cn", bundle)
+    model = bytearray((bundle / "model.tflite").read_bytes())
+    model[8:40] = b"\xff" * 32
+    (bundle / "model.tflite").write_bytes(bytes(model))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["sha256"] = hashlib.sha256(bytes(model)).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    result = run("selftest", bundle)
+    assert result.exit_code != 0 and "does not load" in result.output and "Traceback" not in result.output
