@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Sequence
@@ -23,6 +24,10 @@ AGENT = "firmware_tools.device_agent"
 DEFAULT_ROOT = "/opt/lpr"
 SSH_TIMEOUT_S = 15
 AGENT_TIMEOUT_S = 900
+# A device root must be an absolute path of these characters: it appears in scp targets, which the legacy scp
+# protocol hands to the device's shell and the SFTP protocol does not, so only a path that needs no quoting
+# means the same to both.
+SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
 
 
 class DeployError(LprError):
@@ -41,6 +46,11 @@ class Target:
         known_hosts: known-hosts file to check the host key against strictly (None: accept-new in the default).
         python: the device's Python with lpr-sdk installed.
         ssh_options: extra ``-o`` options (e.g. ``ProxyJump=gw``).
+        legacy_scp: copy with the legacy SCP protocol (``scp -O``: the device's shell reads the target path)
+            rather than SFTP, for devices without an SFTP server.
+
+    Raises:
+        DeployError: ``root`` is not an absolute path of letters, digits and ``._/+-``.
     """
 
     destination: str
@@ -50,6 +60,10 @@ class Target:
     known_hosts: Path | None = None
     python: str = "python3"
     ssh_options: tuple[str, ...] = field(default_factory=tuple)
+    legacy_scp: bool = False
+
+    def __post_init__(self) -> None:
+        check_remote_path(self.root, "the device root (--root)")
 
     def _options(self) -> list[str]:
         opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={SSH_TIMEOUT_S}"]
@@ -69,13 +83,26 @@ class Target:
         return ["ssh", *self._options(), *port, "--", self.destination, shlex.join(remote)]
 
     def scp_command(self, source: Path, remote_path: str) -> list[str]:
-        """``scp`` argv copying one local file to a remote path."""
+        """``scp`` argv copying one local file to a remote path (a :data:`SAFE_PATH`, quoted all the same)."""
+        check_remote_path(remote_path, "an upload path")
         port = ["-P", str(self.port)] if self.port else []
-        return ["scp", "-q", *self._options(), *port, "--", str(source), f"{self.destination}:{remote_path}"]
+        protocol = ["-O"] if self.legacy_scp else []
+        target = f"{self.destination}:{shlex.quote(remote_path)}"
+        return ["scp", "-q", *protocol, *self._options(), *port, "--", str(source), target]
 
     def agent(self, *args: str) -> list[str]:
         """The remote agent's argv for one command."""
         return [self.python, "-m", AGENT, args[0], "--root", self.root, *args[1:]]
+
+
+def check_remote_path(path: str, what: str) -> str:
+    """Refuse a remote path that is not absolute or holds a character a shell or scp would read specially."""
+    if not SAFE_PATH.fullmatch(path) or "/../" in f"{path}/":
+        raise DeployError(
+            f"{what} {path!r} must be an absolute path of letters, digits and ._/+- (no '..'), "
+            "so that no shell on the device reads it as anything else"
+        )
+    return path
 
 
 def _last_error(text: str) -> str:
@@ -121,12 +148,22 @@ def run_agent(target: Target, *args: str, timeout: float = AGENT_TIMEOUT_S) -> d
         raise DeployError(f"{target.destination}: {args[0]} gave no result (output: {proc.stdout[-200:]!r})") from e
 
 
-def upload(target: Target, files: Sequence[Path], remote_dir: str) -> list[str]:
-    """Copy files into ``remote_dir`` on the device under unique names; return their remote paths."""
+UPLOAD_NAMES = ("package.tar.gz", "trusted.pub", "camera_loop.py")
+
+
+def upload(target: Target, files: Sequence[tuple[Path, str]], remote_dir: str) -> list[str]:
+    """Copy files into ``remote_dir`` on the device; return their remote paths.
+
+    Args:
+        files: (local file, role) pairs; the role (one of :data:`UPLOAD_NAMES`) names the upload, never the local
+            file's name: ``<pid>-<random>-<role>``, so nothing a user named reaches the device's shell.
+    """
     tag = f"{os.getpid()}-{os.urandom(3).hex()}"
     remote = []
-    for f in files:
-        dest = f"{remote_dir}/{tag}-{f.name}"
+    for f, role in files:
+        if role not in UPLOAD_NAMES:
+            raise ValueError(f"unknown upload role {role!r}")
+        dest = f"{remote_dir.rstrip('/')}/{tag}-{role}"
         proc = _run(target.scp_command(f, dest), f"copy to {target.destination}", AGENT_TIMEOUT_S)
         if proc.returncode != 0:
             raise DeployError(f"copy of {f.name} to {target.destination} failed: {_last_error(proc.stderr)}")
@@ -153,14 +190,15 @@ def deploy(target: Target, package: Path, pubkey: Path | None = None) -> dict[st
     proc = _run(target.ssh_command(["mkdir", "-p", "--", incoming]), f"ssh to {target.destination}", SSH_TIMEOUT_S * 2)
     if proc.returncode != 0:
         raise DeployError(f"ssh to {target.destination} failed: {_last_error(proc.stderr)}")
-    remote = upload(target, [package] + ([pubkey] if pubkey is not None else []), incoming)
+    files = [(package, "package.tar.gz")] + ([(pubkey, "trusted.pub")] if pubkey is not None else [])
+    remote = upload(target, files, incoming)
     return run_agent(target, "deploy", remote[0], *(["--trust-key", remote[1]] if pubkey is not None else []))
 
 
 def install_service(target: Target, script: Path, bundle: str | None = None) -> dict[str, Any]:
     """Copy the camera-loop script and write the systemd unit for the active slot into the device root."""
     prep = run_agent(target, "prepare")
-    (remote,) = upload(target, [script], prep["incoming"])
+    (remote,) = upload(target, [(script, "camera_loop.py")], prep["incoming"])
     args = ["service", "--script", remote, "--python", prep["python"]]
     if bundle:
         args += ["--bundle", bundle]

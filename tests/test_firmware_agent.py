@@ -142,7 +142,7 @@ def test_service_unit_is_written_into_the_root(device, tmp_path):
     r = ok(agent(device, "service", "--script", script, "--python", "/usr/bin/python3"))
     unit = Path(r["unit"]).read_text()
     assert r["bundle"] == "tiny" and r["detector"] is None and Path(r["unit"]).parent == device
-    assert f"ExecStart=/usr/bin/python3 {device}/camera_loop.py --bundle {device}/current/bundles/tiny" in unit
+    assert f"ExecStart=/usr/bin/python3 {device}/camera_loop.py --recognizer {device}/current/bundles/tiny" in unit
     assert f"ExecStartPre=/usr/bin/python3 -m firmware_tools.device_agent recover --root {device}" in unit
     assert (device / "camera_loop.py").read_text() == "print('loop')\n"
     assert "no bundle 'nope'" in one_line(agent(device, "service", "--script", script, "--bundle", "nope"), code=1)
@@ -169,7 +169,7 @@ def test_a_package_with_a_detector_is_health_checked_and_run_by_the_service(tiny
     r = ok(agent(root, "service", "--script", script, "--python", "/usr/bin/python3"))
     assert r["detector"] == "detector" and r["bundle"] == tiny_bundle.name
     bundles = f"{root}/current/bundles"
-    assert f"--bundle {bundles}/{tiny_bundle.name} --detector {bundles}/detector\n" in Path(r["unit"]).read_text()
+    assert f"--recognizer {bundles}/{tiny_bundle.name} --detector {bundles}/detector\n" in Path(r["unit"]).read_text()
 
 
 def test_slot_store_refuses_to_overwrite_the_active_slot(device):

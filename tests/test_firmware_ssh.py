@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +83,33 @@ def test_service_unit_over_ssh(sshd, device, tmp_path):
     proc = cli(sshd, device, "--service", "--camera-loop", script)
     assert proc.returncode == 0, proc.stderr
     unit = (device / "lpr-camera.service").read_text()
-    assert f"--bundle {device}/current/bundles/tiny" in unit and "systemctl enable" in proc.stdout
+    assert f"--recognizer {device}/current/bundles/tiny" in unit and "systemctl enable" in proc.stdout
+
+
+def _pwned_markers(device: Path) -> list[Path]:
+    """Where a ``touch PWNED`` run by the device's shell would leave its file (its login directory, the root)."""
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    return [home / "PWNED", device / "PWNED", device / "incoming" / "PWNED", Path.cwd() / "PWNED"]
+
+
+@pytest.mark.parametrize("legacy_scp", [True, False], ids=["scp-protocol", "sftp-protocol"])
+def test_a_package_name_cannot_run_commands_on_the_device(sshd, device, pkgs, tmp_path, legacy_scp):
+    markers = _pwned_markers(device)
+    assert not [m for m in markers if m.exists()], "a PWNED file exists before the test: remove it"
+    evil = tmp_path / "x;touch PWNED;.tar.gz"
+    shutil.copyfile(pkgs["v2"], evil)
+    proc = cli(sshd, device, evil, *(["--legacy-scp"] if legacy_scp else []))
+    assert not [m for m in markers if m.exists()], proc.stderr
+    assert proc.returncode == 0, proc.stderr  # uploaded under a fixed name: the deploy simply works
+    assert "version v2 active" in proc.stdout
+    assert not list((device / "incoming").iterdir())
+
+
+def test_an_unsafe_device_root_is_refused_before_ssh(sshd, pkgs, tmp_path):
+    root = f"{tmp_path}/x;touch PWNED;"
+    line = one_error_line(cli(sshd, root, pkgs["v1"]))
+    assert "must be an absolute path" in line
+    assert not [m for m in _pwned_markers(tmp_path) if m.exists()]
 
 
 def test_ssh_failure_is_one_line(sshd, pkgs, tmp_path):

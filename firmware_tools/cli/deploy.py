@@ -47,6 +47,11 @@ def _echo_status(dest: str, s: dict[str, Any]) -> None:
 @click.option("--python", "python", default="python3", show_default=True, help="The device's Python with lpr-sdk.")
 @click.option("-o", "--ssh-option", "ssh_options", multiple=True, help="Extra ssh -o option (repeatable).")
 @click.option(
+    "--legacy-scp",
+    is_flag=True,
+    help="Copy with the legacy SCP protocol (scp -O), for devices without an SFTP server.",
+)
+@click.option(
     "--pubkey",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Verify the signature here and make this the device's trusted key (signatures required from then on).",
@@ -69,6 +74,7 @@ def deploy_cmd(
     root: str,
     python: str,
     ssh_options: tuple[str, ...],
+    legacy_scp: bool,
     pubkey: Path | None,
     rollback: bool,
     status: bool,
@@ -104,6 +110,7 @@ def deploy_cmd(
         known_hosts=known_hosts,
         python=python,
         ssh_options=tuple(ssh_options),
+        legacy_scp=legacy_scp,
     )
     if status:
         s = remote.run_agent(target, "status")
