@@ -17,7 +17,14 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 
+# A test that needs TensorFlow (or a model trained by a fixture) is marked `train`, so that a device-only install
+# (`pip install -e . pytest`) runs the rest with `python -m pytest -m "not train"`. `needs_tf` skips without
+# TensorFlow, and pytest_collection_modifyitems below adds `train` to every test it marks and to every test whose
+# fixtures (directly or through other fixtures) include one of TRAIN_FIXTURES. A module that imports the training
+# extra (PyYAML, Pillow, TensorFlow) at its top imports it through pytest.importorskip and sets
+# `pytestmark = pytest.mark.train`; a test that imports it in its body is marked `train` by hand.
 needs_tf = pytest.mark.skipif(not HAS_TF, reason='needs the training extra: pip install "lpr-sdk[train]"')
+TRAIN_FIXTURES = frozenset({"synth_dir", "tiny_run", "tiny_bundle", "pkgs", "tiny_detector"})  # render or train
 needs_shared_data = pytest.mark.skipif(
     not (SHARED_DATA / "crops" / "labels.csv").is_file(), reason="../shared/data is absent"
 )
@@ -25,6 +32,14 @@ DRIVE = REPO / "samples" / "drive"  # the rendered sample drive the README's mai
 needs_shipped_detector = pytest.mark.skipif(
     not (REPO / "models" / "detector" / "corners" / "model.tflite").is_file(), reason="no shipped detector"
 )
+
+
+@pytest.hookimpl(tryfirst=True)  # before the -m filter deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        trained = TRAIN_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if trained or needs_tf.mark in item.iter_markers("skipif"):
+            item.add_marker(pytest.mark.train)
 
 
 def tiny_config(data: Path, steps: int = 30) -> dict:

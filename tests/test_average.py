@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 from conftest import needs_tf
 
@@ -19,6 +18,8 @@ pytestmark = needs_tf
 
 def _run_like(tiny_run: Path, out: Path, shift: float, width: float | None = None) -> Path:
     """A run folder with tiny_run's weights plus ``shift`` (or, with ``width``, a fresh model of another width)."""
+    import yaml
+
     from training.config import load_config
     from training.train_recognizer import build_model, load_trained
 

@@ -298,6 +298,7 @@ def test_selftest_checks_every_shipped_bundle_and_fails_on_a_mismatch(tiny_bundl
     assert result.stderr.startswith("error: ") and str(tiny_bundle) in result.stderr
 
 
+@pytest.mark.train
 def test_synth_writes_plates_of_the_region_formats(tmp_path):
     pytest.importorskip("PIL")
     out = tmp_path / "synth"
@@ -365,6 +366,7 @@ def test_train_needs_exactly_one_of_config_or_resume():
     assert run("train", "recognizer").exit_code == 2
 
 
+@pytest.mark.train
 def test_train_bad_config_is_one_line(tmp_path):
     pytest.importorskip("yaml")
     pytest.importorskip("tensorflow")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import needs_tf
 
 from lpr_cli import main
 from sdk.dataset import SceneFrame, ScenePlate, read_scenes, scene_split
@@ -189,6 +190,7 @@ def test_evaluate_detector_cli(tiny_detector):
     assert r.exit_code == 2 and "detector proposal bundle is needed" in r.output
 
 
+@needs_tf
 def test_fake_quant_proposal_rounds_relu6_outputs_to_the_int8_grid():
     import keras
 
@@ -205,6 +207,7 @@ def test_fake_quant_proposal_rounds_relu6_outputs_to_the_int8_grid():
     assert not np.allclose(np.asarray(fq(x)), np.asarray(plain(x)))
 
 
+@pytest.mark.train
 def test_mined_crops_follow_the_proposals(tmp_path):
     pytest.importorskip("PIL")
     from training.config import CornersConfig, SceneSource
@@ -245,6 +248,7 @@ def test_mined_crops_follow_the_proposals(tmp_path):
         assert not off.any() and np.array_equal(y[4 * i + 1], on)
 
 
+@pytest.mark.train
 def test_detector_config_validation(tmp_path):
     pytest.importorskip("yaml")
     from training.config import ConfigError, config_kind, parse_detector_config
@@ -270,6 +274,7 @@ def test_detector_config_validation(tmp_path):
     assert config_kind(tmp_path) == "recognizer"
 
 
+@pytest.mark.train
 def test_scene_crops_cut_like_the_pipeline(tmp_path):
     pytest.importorskip("PIL")
     from training.data.scene_crops import extract_scene_crops

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 from conftest import REPO, needs_tf
 
@@ -57,6 +56,8 @@ def domains(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def cli_run(domains, tmp_path_factory) -> Path:
     """A finished tiny CycleWGAN run (one critic step per generator step) made by ``lpr-sdk train gan``."""
+    import yaml
+
     d = tmp_path_factory.mktemp("cli")
     (d / "gan.yaml").write_text(yaml.safe_dump(tiny(*domains, loss="wgan", d_iter=1)))
     result = CliRunner().invoke(main, ["train", "gan", "--config", str(d / "gan.yaml"), "--run-dir", str(d / "run")])

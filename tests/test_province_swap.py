@@ -6,6 +6,7 @@ import pytest
 from sdk.dataset import read_labels
 from sdk.image import read_image
 
+pytestmark = pytest.mark.train  # the training side's renderer (Pillow)
 pytest.importorskip("PIL")
 from training.data.province_swap import render_province, text_ink, write_swapped  # noqa: E402
 from training.synth.plates import render_dataset  # noqa: E402

@@ -16,6 +16,7 @@ from sdk.detector import Detector
 from sdk.errors import LprError
 from sdk.formats import match_format
 
+pytestmark = pytest.mark.train  # the training side's renderer (Pillow)
 pytest.importorskip("PIL")  # the renderer that draws the plates
 
 from training.data.pseudo_labels import bundle_teacher, main, plate_text, pseudo_label  # noqa: E402

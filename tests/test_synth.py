@@ -7,6 +7,7 @@ import pytest
 from sdk.dataset import read_labels
 from sdk.formats import formats_for, match_format
 
+pytestmark = pytest.mark.train  # the training side's renderer (Pillow)
 pytest.importorskip("PIL")
 from training.synth.plates import random_text, render_plate  # noqa: E402
 

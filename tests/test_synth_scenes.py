@@ -10,6 +10,7 @@ from sdk.dataset import ScenePlate, read_scenes, scene_split, split_of
 from sdk.errors import LprError
 from sdk.formats import match_format
 
+pytestmark = pytest.mark.train  # the training side's renderer (Pillow)
 pytest.importorskip("PIL")
 from training.synth.scenes import (  # noqa: E402
     SCENE_COLUMNS,
