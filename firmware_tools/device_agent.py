@@ -20,6 +20,7 @@ import string
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -162,6 +163,8 @@ def recover(store: SlotStore, state: dict[str, Any]) -> str | None:
     ok, detail = run_health(store)
     if ok:
         state["pending"] = None
+        if pending.get("created"):
+            state["installed"] = {"version": pending.get("version"), "created": pending["created"]}
         store.record(state, action="recover", slot=pending["slot"], version=pending.get("version"), result="kept")
         return f"kept slot {pending['slot']} (health check passed)"
     now = _switch_back(store, pending.get("previous"))
@@ -170,23 +173,101 @@ def recover(store: SlotStore, state: dict[str, Any]) -> str | None:
     return f"slot {pending['slot']} failed its health check ({detail}); {now}"
 
 
-def install(store: SlotStore, package_file: Path, state: dict[str, Any]) -> tuple[str, Package]:
-    """Verify a package with the device's own SDK and write it into the inactive slot (no switch)."""
+def created_time(text: str | None) -> datetime | None:
+    """A package's ``created`` (ISO 8601, as package.json holds it) as an aware UTC time; None if unreadable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
+
+
+def installed_mark(store: SlotStore, state: dict[str, Any]) -> dict[str, Any] | None:
+    """The package the device last took by deploy (``version``, ``created``): older ones are downgrades.
+
+    ``state.json`` keeps it (``installed``); a device deployed before it did falls back to its active slot.
+    """
+    mark = state.get("installed")
+    if isinstance(mark, dict) and created_time(mark.get("created")) is not None:
+        return mark
+    active = store.active()
+    if active is None:
+        return None
+    try:
+        pkg = slot_package(store, active, check_models=False)
+    except LprError:
+        return None
+    if created_time(pkg.manifest.created) is None:
+        return None
+    return {"version": pkg.version, "created": pkg.manifest.created}
+
+
+def check_order(store: SlotStore, state: dict[str, Any], pkg: Package, allow_downgrade: bool) -> bool:
+    """Refuse a package created before the one the device last took (a downgrade or a replayed old package).
+
+    The order is package.json's ``created`` time, which the signature covers; a package just as old (the same
+    one again) is no downgrade. Returns whether it is a downgrade that ``allow_downgrade`` let through.
+
+    Raises:
+        LprError: an older package (or one without a readable creation time) and ``allow_downgrade`` is False.
+    """
+    mark = installed_mark(store, state)
+    if mark is None:
+        return False
+    new, old = created_time(pkg.manifest.created), created_time(mark["created"])
+    if old is None or (new is not None and new >= old):
+        return False
+    if allow_downgrade:
+        return True
+    when = (
+        f"created {pkg.manifest.created}"
+        if new is not None
+        else f"no readable creation time ({pkg.manifest.created!r})"
+    )
+    raise LprError(
+        f"version {pkg.version} ({when}) is older than version {mark['version']} (created {mark['created']}), "
+        "which this device already took: a downgrade or a replayed package; give --allow-downgrade to install it"
+    )
+
+
+def install(
+    store: SlotStore, package_file: Path, state: dict[str, Any], allow_downgrade: bool = False
+) -> tuple[str, Package, bool]:
+    """Verify a package with the device's own SDK, check it is no older than the device's, and write it into
+    the inactive slot (no switch). Returns the slot, the package and whether it is an allowed downgrade."""
     try:
         pkg = load_package(package_file, trusted_key(store))
+        downgrade = check_order(store, state, pkg, allow_downgrade)
     except LprError as e:
         store.record(state, action="install", package=package_file.name, result="refused", detail=str(e))
         raise RefusedError(f"refused, the device is unchanged: {e}") from e
     crash_point("verified")
     slot = store.other(store.active())
     store.write_slot(slot, pkg.files)
-    return slot, pkg
+    return slot, pkg, downgrade
 
 
-def activate(store: SlotStore, slot: str, state: dict[str, Any], version: str, action: str) -> dict[str, Any]:
-    """Switch to ``slot``, health-check it, and switch back if the check fails."""
+def activate(
+    store: SlotStore,
+    slot: str,
+    state: dict[str, Any],
+    version: str,
+    action: str,
+    created: str | None = None,
+    downgrade: bool = False,
+) -> dict[str, Any]:
+    """Switch to ``slot``, health-check it, and switch back if the check fails.
+
+    ``created``: a deploy's package creation time; once the slot passes, the state records it as the package the
+    device took (``installed``), so that older ones are refused from then on. A rollback passes none: it
+    changes what runs, not what the device has taken.
+    """
     previous = store.active()
     state["pending"] = {"slot": slot, "previous": previous, "version": version}
+    if created is not None:
+        state["pending"]["created"] = created
     store.write_state(state)
     crash_point("pending_saved")
     store.activate(slot)
@@ -199,7 +280,10 @@ def activate(store: SlotStore, slot: str, state: dict[str, Any], version: str, a
         raise RolledBackError(f"{version} in slot {slot} failed its health check ({detail}); {now}")
     crash_point("health_passed")
     state["pending"] = None
-    store.record(state, action=action, slot=slot, version=version, result="ok")
+    if created is not None:
+        state["installed"] = {"version": version, "created": created}
+    extra = {"detail": "downgrade allowed (--allow-downgrade)"} if downgrade else {}
+    store.record(state, action=action, slot=slot, version=version, result="ok", **extra)
     crash_point("committed")
     return {"ok": True, "action": action, "active": slot, "version": version, "previous": previous}
 
@@ -218,7 +302,11 @@ def _clean_incoming(store: SlotStore, keep: tuple[Path, ...]) -> None:
 
 
 def cmd_deploy(
-    store: SlotStore, package_file: Path, activate_it: bool = True, trust_key_file: Path | None = None
+    store: SlotStore,
+    package_file: Path,
+    activate_it: bool = True,
+    trust_key_file: Path | None = None,
+    allow_downgrade: bool = False,
 ) -> dict[str, Any]:
     if trust_key_file is not None:
         cmd_trust(store, trust_key_file)
@@ -229,7 +317,7 @@ def cmd_deploy(
         state = store.read_state()
         recovered = recover(store, state)
         try:
-            slot, pkg = install(store, package_file, state)
+            slot, pkg, downgrade = install(store, package_file, state, allow_downgrade)
         except RefusedError:
             _discard_upload(store, package_file)
             raise
@@ -237,8 +325,13 @@ def cmd_deploy(
         if not activate_it:
             store.record(state, action="install", slot=slot, version=pkg.version, result="ok")
             return {"ok": True, "action": "install", "slot": slot, "version": pkg.version, "recovered": recovered}
-        result = activate(store, slot, state, pkg.version, "deploy")
-        return {**result, "recovered": recovered, "locked_s": round(time.monotonic() - t0, 3)}
+        result = activate(store, slot, state, pkg.version, "deploy", pkg.manifest.created, downgrade)
+        return {
+            **result,
+            "downgrade": downgrade,
+            "recovered": recovered,
+            "locked_s": round(time.monotonic() - t0, 3),
+        }
 
 
 def cmd_activate(store: SlotStore, slot: str | None, action: str = "activate") -> dict[str, Any]:
@@ -292,6 +385,7 @@ def cmd_status(store: SlotStore) -> dict[str, Any]:
         "active": active,
         "active_version": (slots.get(active) or {}).get("version") if active else None,
         "pending": state.get("pending"),
+        "installed": installed_mark(store, state),
         "trusted_key": key,
         "slots": slots,
         "history": state.get("history", [])[-5:],
@@ -387,6 +481,7 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("deploy", "install"):
             p.add_argument("package", type=Path)
             p.add_argument("--trust-key", type=Path, help="install this public key as trusted.pub first")
+            p.add_argument("--allow-downgrade", action="store_true", help="take a package older than the device's")
         if name == "activate":
             p.add_argument("slot", choices=SLOTS)
         if name == "health":
@@ -407,9 +502,15 @@ def run(argv: list[str] | None = None) -> int:
     store = SlotStore(args.root)
     try:
         if args.command == "deploy":
-            out = cmd_deploy(store, args.package, trust_key_file=args.trust_key)
+            out = cmd_deploy(store, args.package, trust_key_file=args.trust_key, allow_downgrade=args.allow_downgrade)
         elif args.command == "install":
-            out = cmd_deploy(store, args.package, activate_it=False, trust_key_file=args.trust_key)
+            out = cmd_deploy(
+                store,
+                args.package,
+                activate_it=False,
+                trust_key_file=args.trust_key,
+                allow_downgrade=args.allow_downgrade,
+            )
         elif args.command == "activate":
             out = cmd_activate(store, args.slot)
         elif args.command == "health":

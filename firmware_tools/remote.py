@@ -171,7 +171,7 @@ def upload(target: Target, files: Sequence[tuple[Path, str]], remote_dir: str) -
     return remote
 
 
-def deploy(target: Target, package: Path, pubkey: Path | None = None) -> dict[str, Any]:
+def deploy(target: Target, package: Path, pubkey: Path | None = None, allow_downgrade: bool = False) -> dict[str, Any]:
     """Copy a package to the device, verify it there, switch slots, health-check, roll back on failure.
 
     Args:
@@ -179,6 +179,7 @@ def deploy(target: Target, package: Path, pubkey: Path | None = None) -> dict[st
         package: the package ``.tar.gz`` (verified here first by the caller).
         pubkey: install this public key as the device's trusted key before verifying (packages must then be
             signed by it from now on).
+        allow_downgrade: let the device take a package created before the one it last took (recorded there).
 
     Returns:
         The agent's result (``active`` slot, ``version``, ``previous``).
@@ -192,7 +193,8 @@ def deploy(target: Target, package: Path, pubkey: Path | None = None) -> dict[st
         raise DeployError(f"ssh to {target.destination} failed: {_last_error(proc.stderr)}")
     files = [(package, "package.tar.gz")] + ([(pubkey, "trusted.pub")] if pubkey is not None else [])
     remote = upload(target, files, incoming)
-    return run_agent(target, "deploy", remote[0], *(["--trust-key", remote[1]] if pubkey is not None else []))
+    args = ["deploy", remote[0], *(["--trust-key", remote[1]] if pubkey is not None else [])]
+    return run_agent(target, *args, *(["--allow-downgrade"] if allow_downgrade else []))
 
 
 def install_service(target: Target, script: Path, bundle: str | None = None) -> dict[str, Any]:

@@ -211,6 +211,19 @@ def repack(
     return write_archive(files, out)
 
 
+def redate(src: Path, out: Path, version: str, created: str, sign_key: Path | None) -> Path:
+    """A copy of a package with another version and creation time in package.json, signed with ``sign_key``
+    (None: unsigned), for tests of the device's version order."""
+    import json
+
+    def edit(files: dict[str, bytes]) -> None:
+        doc = json.loads(files["package.json"])
+        doc["version"], doc["created"] = version, created
+        files["package.json"] = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    return repack(src, out, edit, sign_key=sign_key, keep_signature=False)
+
+
 FAULT_MODES = ("kill-client", "kill-agent", "crash-at")
 
 
@@ -335,7 +348,7 @@ def fault_trial(
     if mode == "crash-at":
         env[CRASH_ENV] = step or "verified"
     proc = subprocess.Popen(
-        deploy_argv(sshd, root, package),
+        [*deploy_argv(sshd, root, package), "--allow-downgrade"],  # trials alternate two packages on purpose
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -15,7 +15,7 @@ import pytest
 
 from firmware_tools.device_agent import CRASH_STEPS
 from firmware_tools.remote import DeployError, deploy
-from firmware_tools.testing import LocalSshd, active_health, deploy_argv, fault_trial, missing_tools
+from firmware_tools.testing import LocalSshd, active_health, deploy_argv, fault_trial, missing_tools, redate
 
 pytestmark = pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
 
@@ -110,6 +110,32 @@ def test_an_unsafe_device_root_is_refused_before_ssh(sshd, pkgs, tmp_path):
     line = one_error_line(cli(sshd, root, pkgs["v1"]))
     assert "must be an absolute path" in line
     assert not [m for m in _pwned_markers(tmp_path) if m.exists()]
+
+
+def test_an_older_package_is_refused_unless_a_downgrade_is_allowed(sshd, pkgs, tmp_path):
+    old = redate(pkgs["v1"], tmp_path / "old.tar.gz", "old", "2090-01-01T00:00:00+00:00", pkgs["key"])
+    new = redate(pkgs["v1"], tmp_path / "new.tar.gz", "new", "2090-01-02T00:00:00+00:00", pkgs["key"])
+    root = tmp_path / "device"
+    assert cli(sshd, root, old, "--pubkey", pkgs["pub"]).returncode == 0
+    proc = cli(sshd, root, new)
+    assert proc.returncode == 0, proc.stderr
+    # a replay of the older (validly signed) package: refused, nothing changes
+    line = one_error_line(cli(sshd, root, old))
+    assert "version old" in line and "older than version new" in line and "--allow-downgrade" in line
+    assert active_health(root) == (True, "new") and not list((root / "incoming").iterdir())
+    s = json.loads(cli(sshd, root, "--status", "--json").stdout)
+    assert s["installed"]["version"] == "new" and s["history"][-1]["result"] == "refused"
+    # --rollback to the older slot is the operator's own step, not a deploy: allowed, and the mark stays
+    assert cli(sshd, root, "--rollback").returncode == 0 and active_health(root) == (True, "old")
+    assert "older than version new" in one_error_line(cli(sshd, root, old))
+    # told to, the device takes it and records that it did
+    proc = cli(sshd, root, old, "--allow-downgrade")
+    assert proc.returncode == 0, proc.stderr
+    assert "a downgrade, allowed" in proc.stdout and active_health(root) == (True, "old")
+    s = json.loads(cli(sshd, root, "--status", "--json").stdout)
+    assert s["installed"]["version"] == "old" and "downgrade allowed" in s["history"][-1]["detail"]
+    assert cli(sshd, root, new).returncode == 0 and active_health(root) == (True, "new")
+    assert cli(sshd, root, new).returncode == 0  # the same package again is no downgrade
 
 
 def test_ssh_failure_is_one_line(sshd, pkgs, tmp_path):

@@ -27,6 +27,9 @@ def _echo_status(dest: str, s: dict[str, Any]) -> None:
         click.echo(f"{'slot ' + name:<12} {line}{'  (active)' if name == active else ''}")
     pending = s["pending"]
     click.echo(f"{'pending':<12} " + (f"slot {pending['slot']} not yet confirmed" if pending else "none"))
+    taken = s.get("installed")
+    if taken:
+        click.echo(f"{'newest':<12} version {taken['version']}, created {taken['created']} (older ones are refused)")
     key = s["trusted_key"]
     click.echo(f"{'trusted key':<12} " + (key or "none (packages need not be signed)"))
     for e in s["history"]:
@@ -56,6 +59,11 @@ def _echo_status(dest: str, s: dict[str, Any]) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Verify the signature here and make this the device's trusted key (signatures required from then on).",
 )
+@click.option(
+    "--allow-downgrade",
+    is_flag=True,
+    help="Let the device take a package created before the one it last took (recorded in its history).",
+)
 @click.option("--rollback", is_flag=True, help="Switch the device back to its other slot (health-checked).")
 @click.option("--status", is_flag=True, help="Show the device's slots, active version and recent history.")
 @click.option("--service", is_flag=True, help="Also write the systemd unit (and camera loop) into the device root.")
@@ -76,6 +84,7 @@ def deploy_cmd(
     ssh_options: tuple[str, ...],
     legacy_scp: bool,
     pubkey: Path | None,
+    allow_downgrade: bool,
     rollback: bool,
     status: bool,
     service: bool,
@@ -130,11 +139,11 @@ def deploy_cmd(
     if len(args) == 2:
         package = Path(args[0])
         local = load_package(package, pubkey)  # fail here, before anything is copied
-        r = results["deploy"] = remote.deploy(target, package, pubkey)
+        r = results["deploy"] = remote.deploy(target, package, pubkey, allow_downgrade)
         if not as_json:
             click.echo(
                 f"{dest}: version {local.version} active in slot {r['active']} (health check passed; "
-                f"previous slot: {r['previous'] or 'none'})"
+                f"previous slot: {r['previous'] or 'none'}{'; a downgrade, allowed' if r.get('downgrade') else ''})"
             )
     if service:
         script = camera_loop or EXAMPLE_LOOP
