@@ -293,14 +293,6 @@ def _discard_upload(store: SlotStore, path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _clean_incoming(store: SlotStore, keep: tuple[Path, ...]) -> None:
-    """Remove uploads of deploys that were killed over an hour ago."""
-    cutoff = time.time() - 3600
-    for p in store.incoming.iterdir():
-        if p.is_file() and p not in keep and p.stat().st_mtime < cutoff:
-            p.unlink(missing_ok=True)
-
-
 def cmd_deploy(
     store: SlotStore,
     package_file: Path,
@@ -313,7 +305,7 @@ def cmd_deploy(
     with store.lock():
         t0 = time.monotonic()
         crash_point("locked")
-        _clean_incoming(store, (package_file,))
+        store.clean_leftovers(keep=(package_file,))  # a killed or disk-full deploy's: they would block this one
         state = store.read_state()
         recovered = recover(store, state)
         try:
@@ -337,6 +329,7 @@ def cmd_deploy(
 def cmd_activate(store: SlotStore, slot: str | None, action: str = "activate") -> dict[str, Any]:
     """Switch to ``slot`` (None: the other slot, i.e. a rollback) after verifying it, with a health check."""
     with store.lock():
+        store.clean_leftovers()  # first: on a full disk, they may be what keeps state.json from being written
         state = store.read_state()
         recover(store, state)
         active = store.active()
@@ -359,6 +352,7 @@ def cmd_rollback(store: SlotStore) -> dict[str, Any]:
 
 def cmd_recover(store: SlotStore) -> dict[str, Any]:
     with store.lock():
+        store.clean_temporaries()
         return {"ok": True, "action": "recover", "result": recover(store, store.read_state()) or "nothing pending"}
 
 
@@ -402,13 +396,25 @@ def cmd_trust(store: SlotStore, key_file: Path) -> dict[str, Any]:
     return {"ok": True, "action": "trust", "trusted_key": key_id(pub)}
 
 
-def cmd_prepare(store: SlotStore) -> dict[str, Any]:
+def cmd_prepare(store: SlotStore, clean: bool = False) -> dict[str, Any]:
+    """Make the layout and say where to upload; ``clean``: first remove what killed deploys left (under the
+    lock), so that the free space the client then measures is what a deploy can use."""
     store.ensure_layout()
+    removed = 0
+    if clean:
+        with store.lock():
+            removed = store.clean_leftovers()
     try:
         sdk_version = version("lpr-sdk")
     except PackageNotFoundError:
         sdk_version = "0+unknown"
-    return {"ok": True, "incoming": str(store.incoming), "python": sys.executable, "lpr_sdk": sdk_version}
+    return {
+        "ok": True,
+        "incoming": str(store.incoming),
+        "python": sys.executable,
+        "lpr_sdk": sdk_version,
+        "removed_uploads": removed,
+    }
 
 
 # A loop that stops delivering frames for this long (a camera read that hangs) is restarted by systemd.
@@ -488,6 +494,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--slot", default="current", choices=("current", *SLOTS))
         if name == "trust":
             p.add_argument("key", type=Path)
+        if name == "prepare":
+            p.add_argument("--clean", action="store_true", help="remove what killed deploys left first")
     p = sub.add_parser("service")
     p.add_argument("--root", required=True, type=Path)
     p.add_argument("--script", required=True, type=Path)
@@ -519,9 +527,10 @@ def run(argv: list[str] | None = None) -> int:
             out = cmd_service(store, args.script, args.bundle, args.python)
         elif args.command == "trust":
             out = cmd_trust(store, args.key)
+        elif args.command == "prepare":
+            out = cmd_prepare(store, args.clean)
         else:
             out = {
-                "prepare": cmd_prepare,
                 "status": cmd_status,
                 "rollback": cmd_rollback,
                 "recover": cmd_recover,

@@ -24,6 +24,7 @@ AGENT = "firmware_tools.device_agent"
 DEFAULT_ROOT = "/opt/lpr"
 SSH_TIMEOUT_S = 15
 AGENT_TIMEOUT_S = 900
+DEFAULT_RESERVE = 16 << 20  # bytes a deploy leaves free on the device beyond what it writes
 # A device root must be an absolute path of these characters: it appears in scp targets, which the legacy scp
 # protocol hands to the device's shell and the SFTP protocol does not, so only a path that needs no quoting
 # means the same to both.
@@ -171,7 +172,58 @@ def upload(target: Target, files: Sequence[tuple[Path, str]], remote_dir: str) -
     return remote
 
 
-def deploy(target: Target, package: Path, pubkey: Path | None = None, allow_downgrade: bool = False) -> dict[str, Any]:
+def free_bytes(target: Target, remote_path: str) -> int:
+    """Free bytes (for an unprivileged user) of the device's filesystem holding ``remote_path``, from ``df -Pk``.
+
+    Raises:
+        DeployError: ssh or df failed, or df's output is not POSIX.
+    """
+    cmd = target.ssh_command(["df", "-Pk", "--", check_remote_path(remote_path, "a path to measure")])
+    proc = _run(cmd, f"df on {target.destination}", SSH_TIMEOUT_S * 2)
+    if proc.returncode != 0:
+        raise DeployError(f"cannot read the free space on {target.destination}: {_last_error(proc.stderr)}")
+    try:
+        return int(proc.stdout.strip().splitlines()[-1].split()[3]) * 1024
+    except (IndexError, ValueError) as e:
+        raise DeployError(f"cannot read df's output from {target.destination}: {proc.stdout[-200:]!r}") from e
+
+
+def space_needed(package: Path, uploads: Sequence[Path], reserve: int = DEFAULT_RESERVE) -> int:
+    """Bytes a deploy needs free on the device: the uploads, the unpacked slot (written in full before the old
+    slot it replaces is removed), and ``reserve`` plus 5 % for file-system overhead."""
+    from sdk.package import read_package_files
+
+    unpacked = sum(len(d) for d in read_package_files(package).values())
+    need = sum(f.stat().st_size for f in uploads) + unpacked
+    return need + need // 20 + reserve
+
+
+def check_space(
+    target: Target, remote_dir: str, package: Path, uploads: Sequence[Path], reserve: int = DEFAULT_RESERVE
+) -> int:
+    """Refuse to upload when the device has too little free space for this deploy; return the free bytes.
+
+    Raises:
+        DeployError: too little space (with both numbers), or the space cannot be read.
+    """
+    need, free = space_needed(package, uploads, reserve), free_bytes(target, remote_dir)
+    if free < need:
+        mib = 1 << 20
+        raise DeployError(
+            f"{target.destination} has {free / mib:.1f} MiB free under {target.root}, and this deploy needs "
+            f"{need / mib:.1f} MiB (upload, the unpacked slot and {reserve / mib:.0f} MiB kept free): free space on "
+            "the device, nothing was copied"
+        )
+    return free
+
+
+def deploy(
+    target: Target,
+    package: Path,
+    pubkey: Path | None = None,
+    allow_downgrade: bool = False,
+    reserve: int = DEFAULT_RESERVE,
+) -> dict[str, Any]:
     """Copy a package to the device, verify it there, switch slots, health-check, roll back on failure.
 
     Args:
@@ -180,6 +232,7 @@ def deploy(target: Target, package: Path, pubkey: Path | None = None, allow_down
         pubkey: install this public key as the device's trusted key before verifying (packages must then be
             signed by it from now on).
         allow_downgrade: let the device take a package created before the one it last took (recorded there).
+        reserve: bytes to leave free on the device beyond what the deploy writes (see :func:`check_space`).
 
     Returns:
         The agent's result (``active`` slot, ``version``, ``previous``).
@@ -187,11 +240,10 @@ def deploy(target: Target, package: Path, pubkey: Path | None = None, allow_down
     Raises:
         DeployError: with the device's one-line reason; on ``rolled back`` the previous slot is active again.
     """
-    incoming = f"{target.root.rstrip('/') or '/'}/incoming"
-    proc = _run(target.ssh_command(["mkdir", "-p", "--", incoming]), f"ssh to {target.destination}", SSH_TIMEOUT_S * 2)
-    if proc.returncode != 0:
-        raise DeployError(f"ssh to {target.destination} failed: {_last_error(proc.stderr)}")
+    prep = run_agent(target, "prepare", "--clean")  # also removes what killed deploys left, before measuring
+    incoming = check_remote_path(str(prep["incoming"]), "the device's upload folder")
     files = [(package, "package.tar.gz")] + ([(pubkey, "trusted.pub")] if pubkey is not None else [])
+    check_space(target, incoming, package, [f for f, _ in files], reserve)
     remote = upload(target, files, incoming)
     args = ["deploy", remote[0], *(["--trust-key", remote[1]] if pubkey is not None else [])]
     return run_agent(target, *args, *(["--allow-downgrade"] if allow_downgrade else []))

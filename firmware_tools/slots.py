@@ -73,6 +73,14 @@ def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def _remove(p: Path) -> None:
+    """Remove a file, link or directory tree (what is already gone is fine)."""
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
 class SlotStore:
     """The A/B slots under one device root.
 
@@ -135,17 +143,39 @@ class SlotStore:
         return SLOTS[1] if slot == SLOTS[0] else SLOTS[0]
 
     def clean_temporaries(self) -> None:
-        """Remove leftovers of interrupted writes (``slots/.*``, stale symlinks and temp files)."""
+        """Remove leftovers of interrupted writes: ``slots/.*`` (``.X.new``, ``.X.old``), staged ``.current.*``
+        symlinks and ``.*.tmp`` files of :func:`replace_file` (``.state.json.PID.tmp``, ...). Call it only
+        under the lock: then no write of this root is under way."""
         if self.slots_dir.is_dir():
             for p in self.slots_dir.iterdir():
                 if not p.name.startswith("."):
                     continue
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
+                _remove(p)
+        for pattern in (".current.*", ".*.tmp"):
+            for p in self.root.glob(pattern):
+                if not p.is_dir() or p.is_symlink():
                     p.unlink(missing_ok=True)
-        for p in self.root.glob(".current.*"):
-            p.unlink(missing_ok=True)
+
+    def clean_uploads(self, keep: tuple[Path | None, ...] = ()) -> int:
+        """Remove every upload in ``incoming/`` but ``keep`` (left by killed or failed deploys); return how many.
+
+        An upload of a deploy that runs at this moment from another workstation is removed too: that deploy is
+        then refused (its package is gone), the device unchanged.
+        """
+        if not self.incoming.is_dir():
+            return 0
+        kept = {p.absolute() for p in keep if p is not None}
+        n = 0
+        for p in self.incoming.iterdir():
+            if p.absolute() not in kept:
+                _remove(p)
+                n += 1
+        return n
+
+    def clean_leftovers(self, keep: tuple[Path | None, ...] = ()) -> int:
+        """:meth:`clean_temporaries` and :meth:`clean_uploads` (under the lock); return the uploads removed."""
+        self.clean_temporaries()
+        return self.clean_uploads(keep)
 
     def write_slot(self, slot: str, files: dict[str, bytes]) -> Path:
         """Replace slot ``slot`` (never the active one) with ``files``, crash-safely.

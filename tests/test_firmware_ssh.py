@@ -138,6 +138,55 @@ def test_an_older_package_is_refused_unless_a_downgrade_is_allowed(sshd, pkgs, t
     assert cli(sshd, root, new).returncode == 0  # the same package again is no downgrade
 
 
+def _leave_leftovers(root: Path, pkg: Path) -> list[Path]:
+    """What deploys killed mid-way (or stopped by a full disk) leave under a device root."""
+    upload = root / "incoming" / "4242-abcdef-package.tar.gz"
+    shutil.copyfile(pkg, upload)
+    partial = root / "slots" / ".b.new" / "bundles" / "tiny"
+    partial.mkdir(parents=True)
+    (partial / "model.tflite").write_bytes(b"\0" * 1000)
+    old = root / "slots" / ".a.old"
+    old.mkdir()
+    state_tmp = root / ".state.json.4242.tmp"
+    state_tmp.write_text('{"pending": nul')
+    staged = root / ".current.4242"
+    staged.symlink_to("slots/b")
+    return [upload, partial.parents[1], old, state_tmp, staged]
+
+
+def test_leftovers_of_killed_deploys_are_removed_by_the_next_deploy_and_rollback(sshd, pkgs, tmp_path):
+    root = tmp_path / "device"
+    for pkg in (pkgs["v1"], pkgs["v2"]):
+        assert cli(sshd, root, pkg, "--pubkey", pkgs["pub"]).returncode == 0
+    left = _leave_leftovers(root, pkgs["v1"])
+    proc = cli(sshd, root, "--rollback")
+    assert proc.returncode == 0, proc.stderr
+    assert not [p for p in left if p.exists() or p.is_symlink()] and active_health(root) == (True, "v1")
+    left = _leave_leftovers(root, pkgs["v1"])
+    proc = cli(sshd, root, pkgs["v2"])
+    assert proc.returncode == 0, proc.stderr
+    assert not [p for p in left if p.exists() or p.is_symlink()] and active_health(root) == (True, "v2")
+    assert not list((root / "incoming").iterdir())
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".lock",
+        "current",
+        "incoming",
+        "slots",
+        "state.json",
+        "trusted.pub",
+    ]
+
+
+def test_too_little_free_space_is_refused_before_copying(sshd, pkgs, tmp_path):
+    root = tmp_path / "device"
+    assert cli(sshd, root, pkgs["v1"], "--pubkey", pkgs["pub"]).returncode == 0
+    _leave_leftovers(root, pkgs["v1"])
+    line = one_error_line(cli(sshd, root, pkgs["v2"], "--reserve", str(1 << 40)))  # more than any disk here
+    assert "MiB free under" in line and "this deploy needs" in line and "nothing was copied" in line
+    assert not list((root / "incoming").iterdir())  # the killed deploy's upload was removed all the same
+    assert active_health(root) == (True, "v1")
+
+
 def test_ssh_failure_is_one_line(sshd, pkgs, tmp_path):
     base = deploy_argv(sshd, tmp_path / "root", pkgs["v1"])
     base[base.index("--port") + 1] = "1"  # nothing listens there

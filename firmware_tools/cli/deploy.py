@@ -64,6 +64,14 @@ def _echo_status(dest: str, s: dict[str, Any]) -> None:
     is_flag=True,
     help="Let the device take a package created before the one it last took (recorded in its history).",
 )
+@click.option(
+    "--reserve",
+    "reserve_mib",
+    type=click.FloatRange(0),
+    default=16,
+    show_default=True,
+    help="MiB to leave free on the device beyond what the deploy writes; checked before copying.",
+)
 @click.option("--rollback", is_flag=True, help="Switch the device back to its other slot (health-checked).")
 @click.option("--status", is_flag=True, help="Show the device's slots, active version and recent history.")
 @click.option("--service", is_flag=True, help="Also write the systemd unit (and camera loop) into the device root.")
@@ -85,6 +93,7 @@ def deploy_cmd(
     legacy_scp: bool,
     pubkey: Path | None,
     allow_downgrade: bool,
+    reserve_mib: float,
     rollback: bool,
     status: bool,
     service: bool,
@@ -139,7 +148,7 @@ def deploy_cmd(
     if len(args) == 2:
         package = Path(args[0])
         local = load_package(package, pubkey)  # fail here, before anything is copied
-        r = results["deploy"] = remote.deploy(target, package, pubkey, allow_downgrade)
+        r = results["deploy"] = remote.deploy(target, package, pubkey, allow_downgrade, int(reserve_mib * (1 << 20)))
         if not as_json:
             click.echo(
                 f"{dest}: version {local.version} active in slot {r['active']} (health check passed; "
