@@ -21,20 +21,7 @@ import cv2
 import numpy as np
 
 from sdk.dataset import SPLITS, read_scenes
-
-
-def roll(img: np.ndarray, corners: list[np.ndarray], degrees: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``img`` rotated by ``degrees`` (counter-clockwise) on a canvas that holds all of it, and ``corners`` moved
-    with it."""
-    h, w = img.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    c, s = abs(m[0, 0]), abs(m[0, 1])
-    nw, nh = int(round(h * s + w * c)), int(round(h * c + w * s))
-    m[0, 2] += nw / 2 - w / 2
-    m[1, 2] += nh / 2 - h / 2
-    out = cv2.warpAffine(img, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    moved = [np.c_[q, np.ones(len(q))] @ m.T for q in corners]
-    return out, moved
+from training.data.detector_data import roll_frame
 
 
 def main() -> None:
@@ -50,12 +37,13 @@ def main() -> None:
     for frame in read_scenes(a.scenes, a.split, a.regions):
         img = cv2.imread(str(frame.path))
         for sign in (1, -1):
-            rolled, corners = roll(img, [p.corners for p in frame.plates], sign * a.degrees)
+            rolled, plates = roll_frame(img, frame.plates, sign * a.degrees)
             name = f"{frame.region}/{frame.path.stem}_roll{sign * a.degrees:+g}.jpg"
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(out / name), rolled, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            for p, q in zip(frame.plates, corners, strict=True):
-                rows.append([name, p.text, p.region, *np.round(q, 1).ravel().tolist(), f"rolled {sign * a.degrees:+g}"])
+            for p in plates:
+                corners = np.round(p.corners.astype(np.float64), 1).ravel().tolist()
+                rows.append([name, p.text, p.region, *corners, f"rolled {sign * a.degrees:+g}"])
     with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(("file", "plate_text", "region", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4", "source"))

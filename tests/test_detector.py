@@ -316,3 +316,34 @@ def test_cascade_score_modes(mode, expected):
     assert d.score == pytest.approx(expected) and d.proposal_score == pytest.approx(0.64)
     window = proposal_crop((60 * 2 - 64, 36 * 2 - 16, 60 * 2 + 64, 36 * 2 + 16), 2.5, 1.25)
     np.testing.assert_allclose(d.corners, window[:2] + rel / 10 * (window[2:] - window[:2]), atol=1e-3)
+
+
+@needs_tf  # the training side (PyYAML, its config)
+def test_roll_frame_moves_the_corners_with_the_plate():
+    """A white plate on a black frame: after a roll the moved corners still enclose white, the canvas holds the
+    whole frame, and the plate keeps its side lengths."""
+    from training.data.detector_data import roll_frame
+
+    img = np.zeros((200, 400, 3), np.uint8)
+    img[80:120, 100:220] = 255
+    plate = ScenePlate(np.array([[100, 80], [220, 80], [220, 120], [100, 120]], np.float32), "AB123", "us")
+    for degrees in (-25.0, 12.0, 30.0):
+        out, (moved,) = roll_frame(img, (plate,), degrees)
+        assert out.shape[0] > 200 and out.shape[1] > 400  # grown, nothing cut off
+        cx, cy = moved.corners.mean(axis=0)
+        assert out[int(round(cy)), int(round(cx))].min() == 255  # the plate's centre is still the plate
+        sides = np.linalg.norm(np.diff(np.r_[moved.corners, moved.corners[:1]], axis=0), axis=1)
+        np.testing.assert_allclose(sides, [120, 40, 120, 40], atol=1e-3)
+        top = moved.corners[1] - moved.corners[0]
+        assert np.degrees(np.arctan2(-top[1], top[0])) == pytest.approx(degrees, abs=1e-3)  # counter-clockwise
+
+
+@needs_tf
+def test_detector_config_takes_roll_and_init(tmp_path):
+    from training.config import ConfigError, parse_detector_config
+
+    cfg = {"name": "d", "init": "run", "data": [{"path": "scenes", "roll": 30}]}
+    parsed = parse_detector_config(cfg, tmp_path)
+    assert parsed.data[0].roll == 30.0 and parsed.init == str((tmp_path / "run").resolve())
+    with pytest.raises(ConfigError, match="roll"):
+        parse_detector_config({"name": "d", "data": [{"path": "scenes", "roll": 120}]}, tmp_path)

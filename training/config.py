@@ -223,11 +223,14 @@ def save_config(cfg: TrainConfig | DetectorConfig, path: Path) -> None:
 
 @dataclass(frozen=True)
 class SceneSource:
-    """A scenes folder (``labels.csv`` with plate corners); each frame is used ``copies`` times (scale jitter)."""
+    """A scenes folder (``labels.csv`` with plate corners); each frame is used ``copies`` times (scale jitter).
+    ``roll`` > 0 turns half the copies in the image plane by up to that many degrees, corners with them (plates
+    photographed rolled; :func:`training.data.detector_data.roll_frame`)."""
 
     path: str
     split: Split = "all"
     copies: int = 1
+    roll: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,7 @@ class DetectorConfig:
     proposal: ProposalConfig = field(default_factory=ProposalConfig)
     corners: CornersConfig = field(default_factory=CornersConfig)
     seed: int = 0
+    init: str | None = None  # a finished detector run: each stage starts from that run's final weights
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,6 +290,9 @@ def _scene_source(d: Any, where: str, base: Path) -> SceneSource:
     d = _folder(SceneSource, d, where, base)
     if int(d.get("copies", 1)) < 1:
         raise ConfigError(f"{where}.copies must be >= 1")
+    d["roll"] = float(d.get("roll", 0.0))
+    if not 0 <= d["roll"] <= 90:
+        raise ConfigError(f"{where}.roll is a largest angle in degrees, in [0, 90] (0: off)")
     return SceneSource(**d)
 
 
@@ -315,6 +322,9 @@ def parse_detector_config(d: Any, base: Path = Path(".")) -> DetectorConfig:
         raise ConfigError("proposal.qat_epochs must be >= 0 (0: no quantisation-aware fine-tune)")
     if d["proposal"].input_size[0] % 16 or d["proposal"].input_size[1] % 16:
         raise ConfigError("proposal.input_size must be multiples of 16")
+    if d.get("init") is not None:
+        init = Path(str(d["init"]))
+        d["init"] = str(init if init.is_absolute() else (base / init).resolve())
     return DetectorConfig(**d)
 
 

@@ -162,7 +162,10 @@ def _train_stage(
 ) -> list[dict]:
     scfg = getattr(cfg, stage)
     data = (arrays.frames, arrays.targets) if stage == "proposal" else (arrays.crops, arrays.crop_targets)
-    return _fit(cfg, run / stage, stage, data, scfg.epochs, scfg.lr, verbose, strategy=strategy)
+    init = None
+    if cfg.init is not None:  # a fine-tune: start from that run's final weights of this stage
+        init = stage_weights(load_detector_config(Path(cfg.init) / "config.yaml"), Path(cfg.init), stage)
+    return _fit(cfg, run / stage, stage, data, scfg.epochs, scfg.lr, verbose, init, strategy=strategy)
 
 
 def _train_qat(

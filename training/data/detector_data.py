@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from sdk.dataset import SceneFrame, read_scenes
@@ -32,6 +33,24 @@ class DetectorArrays:
     targets: np.ndarray  # (N, H/s, W/s, 6) float32: heat, dx, dy, log w, log h, negative weight
     crops: np.ndarray  # (M, h, w, 3) uint8 RGB corners-stage inputs
     crop_targets: np.ndarray  # (M, 9) float32: is plate, 4 corners (x, y) * coord_scale
+
+
+def roll_frame(img: np.ndarray, plates, degrees: float) -> tuple[np.ndarray, tuple]:
+    """``img`` turned by ``degrees`` (counter-clockwise) about its centre on a canvas that holds all of it (edges
+    replicated), and ``plates`` (:class:`sdk.dataset.ScenePlate`) with their corners moved along."""
+    from sdk.dataset import ScenePlate
+
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    c, s = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(round(h * s + w * c)), int(round(h * c + w * s))
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    out = cv2.warpAffine(img, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    moved = tuple(
+        ScenePlate((np.c_[p.corners, np.ones(4)] @ m.T).astype(np.float32), p.text, p.region) for p in plates
+    )
+    return out, moved
 
 
 def _frame_window(fw: int, fh: int, in_w: int, in_h: int, rng: random.Random, jitter: bool) -> np.ndarray:
@@ -155,20 +174,25 @@ def build_arrays(
             rng.shuffle(scenes)
         scenes = scenes[:limit]
         for sf in scenes:
-            bgr = read_image(sf.path)
-            fh, fw = bgr.shape[:2]
+            level = read_image(sf.path)
+            bgr, shown = level, sf
             for copy in range(src.copies):
+                bgr, shown = level, sf
+                if src.roll > 0 and rng.random() < 0.5:  # half the copies rolled, corners with them
+                    bgr, plates = roll_frame(level, sf.plates, rng.uniform(-src.roll, src.roll))
+                    shown = SceneFrame(sf.path, plates, sf.region, sf.partial)
+                fh, fw = bgr.shape[:2]
                 win = _frame_window(fw, fh, in_w, in_h, rng, jitter=copy > 0 or rng.random() < 0.3)
                 s = in_w / (win[2] - win[0])
                 img = _view(bgr, win, s, in_w, in_h)
                 boxes = [
                     (np.r_[p.corners.min(axis=0), p.corners.max(axis=0)] - np.r_[win[:2], win[:2]]) * s
-                    for p in sf.plates
+                    for p in shown.plates
                 ]
                 frames.append(img[..., ::-1])
                 neg_weight = PARTIAL_NEG_WEIGHT if sf.partial else 1.0
                 targets.append(proposal_target(np.array(boxes).reshape(-1, 4), pcfg, neg_weight))
-            for crop, t in _corner_samples(bgr, sf, ccfg, rng, n_pos, n_neg):
+            for crop, t in _corner_samples(bgr, shown, ccfg, rng, n_pos, n_neg):  # the last copy's view
                 crops.append(crop[..., ::-1])
                 ctargets.append(t)
     ch, cw = ccfg.input_size
