@@ -49,6 +49,7 @@ CRASH_STEPS = (
 EXIT_FAILED, EXIT_REFUSED, EXIT_ROLLED_BACK = 1, 2, 3
 HEALTH_TIMEOUT_S = 300
 UNIT_NAME = "lpr-camera.service"
+AGENT_MODULE = "firmware_tools.device_agent"
 
 
 class RefusedError(LprError):
@@ -233,12 +234,21 @@ def check_order(store: SlotStore, state: dict[str, Any], pkg: Package, allow_dow
 
 
 def install(
-    store: SlotStore, package_file: Path, state: dict[str, Any], allow_downgrade: bool = False
+    store: SlotStore,
+    package_file: Path,
+    state: dict[str, Any],
+    allow_downgrade: bool = False,
+    insecure: bool = False,
 ) -> tuple[str, Package, bool]:
     """Verify a package with the device's own SDK, check it is no older than the device's, and write it into
     the inactive slot (no switch). Returns the slot, the package and whether it is an allowed downgrade."""
     try:
         pkg = load_package(package_file, trusted_key(store))
+        if not pkg.signature_checked and not insecure:
+            raise LprError(
+                f"this device has no trusted key ({store.trusted_key.name}), so nothing checks who made the package: "
+                "deploy with --pubkey KEY to pin the fleet key, or --insecure to take it unchecked"
+            )
         downgrade = check_order(store, state, pkg, allow_downgrade)
     except LprError as e:
         store.record(state, action="install", package=package_file.name, result="refused", detail=str(e))
@@ -299,6 +309,7 @@ def cmd_deploy(
     activate_it: bool = True,
     trust_key_file: Path | None = None,
     allow_downgrade: bool = False,
+    insecure: bool = False,
 ) -> dict[str, Any]:
     if trust_key_file is not None:
         cmd_trust(store, trust_key_file)
@@ -309,7 +320,7 @@ def cmd_deploy(
         state = store.read_state()
         recovered = recover(store, state)
         try:
-            slot, pkg, downgrade = install(store, package_file, state, allow_downgrade)
+            slot, pkg, downgrade = install(store, package_file, state, allow_downgrade, insecure)
         except RefusedError:
             _discard_upload(store, package_file)
             raise
@@ -386,14 +397,27 @@ def cmd_status(store: SlotStore) -> dict[str, Any]:
     }
 
 
-def cmd_trust(store: SlotStore, key_file: Path) -> dict[str, Any]:
+def cmd_trust(store: SlotStore, key_file: Path, replace: bool = False) -> dict[str, Any]:
+    """Pin ``key_file`` as the trusted key. A different key already pinned is kept (trust is pinned: whoever can
+    log in must not swap the fleet key) unless ``replace``, the explicit reset run on the device itself."""
     from sdk.package import key_id
 
-    pub = load_public_key(key_file)
-    with store.lock():
-        replace_file(store.trusted_key, key_file.read_bytes())
+    try:
+        pub = load_public_key(key_file)
+        with store.lock():
+            if store.trusted_key.is_file() and not replace:
+                old = key_id(trusted_key(store))
+                if old != key_id(pub):
+                    raise RefusedError(
+                        f"this device already trusts key {old}, not {key_id(pub)}: a pinned key is not replaced "
+                        f"by a deploy; on the device, run `python3 -m {AGENT_MODULE} trust --replace --root "
+                        f"{store.root} NEW.pub` to re-key it"
+                    )
+                return {"ok": True, "action": "trust", "trusted_key": old, "changed": False}
+            replace_file(store.trusted_key, key_file.read_bytes())
+    finally:
         _discard_upload(store, key_file)
-    return {"ok": True, "action": "trust", "trusted_key": key_id(pub)}
+    return {"ok": True, "action": "trust", "trusted_key": key_id(pub), "changed": True}
 
 
 def cmd_prepare(store: SlotStore, clean: bool = False) -> dict[str, Any]:
@@ -488,12 +512,14 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("package", type=Path)
             p.add_argument("--trust-key", type=Path, help="install this public key as trusted.pub first")
             p.add_argument("--allow-downgrade", action="store_true", help="take a package older than the device's")
+            p.add_argument("--insecure", action="store_true", help="take a package no trusted key checked")
         if name == "activate":
             p.add_argument("slot", choices=SLOTS)
         if name == "health":
             p.add_argument("--slot", default="current", choices=("current", *SLOTS))
         if name == "trust":
             p.add_argument("key", type=Path)
+            p.add_argument("--replace", action="store_true", help="replace a different pinned key (re-key)")
         if name == "prepare":
             p.add_argument("--clean", action="store_true", help="remove what killed deploys left first")
     p = sub.add_parser("service")
@@ -510,7 +536,13 @@ def run(argv: list[str] | None = None) -> int:
     store = SlotStore(args.root)
     try:
         if args.command == "deploy":
-            out = cmd_deploy(store, args.package, trust_key_file=args.trust_key, allow_downgrade=args.allow_downgrade)
+            out = cmd_deploy(
+                store,
+                args.package,
+                trust_key_file=args.trust_key,
+                allow_downgrade=args.allow_downgrade,
+                insecure=args.insecure,
+            )
         elif args.command == "install":
             out = cmd_deploy(
                 store,
@@ -518,6 +550,7 @@ def run(argv: list[str] | None = None) -> int:
                 activate_it=False,
                 trust_key_file=args.trust_key,
                 allow_downgrade=args.allow_downgrade,
+                insecure=args.insecure,
             )
         elif args.command == "activate":
             out = cmd_activate(store, args.slot)
@@ -526,7 +559,7 @@ def run(argv: list[str] | None = None) -> int:
         elif args.command == "service":
             out = cmd_service(store, args.script, args.bundle, args.python)
         elif args.command == "trust":
-            out = cmd_trust(store, args.key)
+            out = cmd_trust(store, args.key, args.replace)
         elif args.command == "prepare":
             out = cmd_prepare(store, args.clean)
         else:

@@ -223,6 +223,7 @@ def deploy(
     pubkey: Path | None = None,
     allow_downgrade: bool = False,
     reserve: int = DEFAULT_RESERVE,
+    insecure: bool = False,
 ) -> dict[str, Any]:
     """Copy a package to the device, verify it there, switch slots, health-check, roll back on failure.
 
@@ -233,6 +234,7 @@ def deploy(
             signed by it from now on).
         allow_downgrade: let the device take a package created before the one it last took (recorded there).
         reserve: bytes to leave free on the device beyond what the deploy writes (see :func:`check_space`).
+        insecure: let a device without a trusted key take the package unchecked (else it refuses it).
 
     Returns:
         The agent's result (``active`` slot, ``version``, ``previous``).
@@ -246,7 +248,8 @@ def deploy(
     check_space(target, incoming, package, [f for f, _ in files], reserve)
     remote = upload(target, files, incoming)
     args = ["deploy", remote[0], *(["--trust-key", remote[1]] if pubkey is not None else [])]
-    return run_agent(target, *args, *(["--allow-downgrade"] if allow_downgrade else []))
+    args += ["--allow-downgrade"] if allow_downgrade else []
+    return run_agent(target, *args, *(["--insecure"] if insecure else []))
 
 
 def install_service(target: Target, script: Path, bundle: str | None = None) -> dict[str, Any]:

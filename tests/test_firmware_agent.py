@@ -49,9 +49,9 @@ def tree_digest(path: Path) -> str:
 
 @pytest.fixture
 def device(tmp_path, pkgs) -> Path:
-    """A device root with v1 active."""
+    """A device root that trusts the fleet key, with v1 active."""
     root = tmp_path / "device"
-    assert ok(agent(root, "deploy", pkgs["v1"]))["active"] == "a"
+    assert ok(agent(root, "deploy", pkgs["v1"], "--trust-key", pkgs["pub"]))["active"] == "a"
     return root
 
 
@@ -95,6 +95,24 @@ def test_a_refused_package_leaves_the_device_untouched(device, pkgs):
         assert active_health(device) == (True, "v1"), bad
 
 
+def test_a_device_without_a_trusted_key_takes_nothing_unchecked_unless_insecure(tmp_path, pkgs):
+    root = tmp_path / "fresh"
+    for name in ("unsigned", "v1"):  # signed or not: without a pinned key nothing checks who signed it
+        line = one_line(agent(root, "deploy", pkgs[name]), code=2)
+        assert "no trusted key" in line and "--insecure" in line and not (root / "current").exists()
+    assert ok(agent(root, "deploy", pkgs["unsigned"], "--insecure"))["version"] == "v3"
+
+
+def test_a_pinned_key_is_not_replaced_by_a_deploy(device, pkgs):
+    other_pub = pkgs["other"].with_suffix(".pub")
+    line = one_line(agent(device, "deploy", pkgs["wrong-key"], "--trust-key", other_pub), code=2)
+    assert "already trusts key" in line and "trust --replace" in line
+    assert active_health(device) == (True, "v1") and not list((device / "incoming").iterdir())
+    assert ok(agent(device, "trust", pkgs["pub"]))["changed"] is False  # the same key again: nothing to do
+    assert ok(agent(device, "trust", other_pub, "--replace"))["changed"] is True  # the reset on the device
+    assert ok(agent(device, "deploy", pkgs["wrong-key"]))["version"] == "v4"
+
+
 def test_failed_health_check_rolls_back(device, pkgs):
     line = one_line(agent(device, "deploy", pkgs["v2"], crash="health_check"), code=3)
     assert "failed its health check" in line and "slot a is active again" in line
@@ -105,7 +123,8 @@ def test_failed_health_check_rolls_back(device, pkgs):
 
 def test_first_deploy_that_fails_its_check_leaves_no_model_active(tmp_path, pkgs):
     root = tmp_path / "fresh"
-    assert "no model is active" in one_line(agent(root, "deploy", pkgs["v1"], crash="health_check"), code=3)
+    proc = agent(root, "deploy", pkgs["v1"], "--insecure", crash="health_check")
+    assert "no model is active" in one_line(proc, code=3)
     assert not (root / "current").exists()
     assert "no active slot" in one_line(agent(root, "rollback"), code=1)
 
@@ -160,7 +179,7 @@ def test_a_package_with_a_detector_is_health_checked_and_run_by_the_service(tiny
 
     pkg = build_package(["detector", tiny_bundle], tmp_path / "d.tar.gz", version="d1").source
     root = tmp_path / "device"
-    assert ok(agent(root, "deploy", pkg))["active"] == "a"
+    assert ok(agent(root, "deploy", pkg, "--insecure"))["active"] == "a"
     health = ok(agent(root, "health"))
     assert set(health["bundles"]) == {"detector/proposal", "detector/corners", tiny_bundle.name}
     assert health["runtime"]["backend"] == "ai-edge-litert" and health["runtime"]["machine"]

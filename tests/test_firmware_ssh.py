@@ -187,6 +187,21 @@ def test_too_little_free_space_is_refused_before_copying(sshd, pkgs, tmp_path):
     assert active_health(root) == (True, "v1")
 
 
+def test_pinned_trust_over_ssh(sshd, device, pkgs, tmp_path):
+    before = active_health(device)
+    other_pub = pkgs["other"].with_suffix(".pub")  # whoever can log in, with a key of their own
+    line = one_error_line(cli(sshd, device, pkgs["wrong-key"], "--pubkey", other_pub))
+    assert "already trusts key" in line and active_health(device) == before
+    from sdk.package import key_id, load_public_key
+
+    fleet = key_id(load_public_key(pkgs["pub"]))
+    assert json.loads(cli(sshd, device, "--status", "--json").stdout)["trusted_key"] == fleet
+    fresh = tmp_path / "fresh"
+    assert "--insecure" in one_error_line(cli(sshd, fresh, pkgs["unsigned"]))
+    assert not (fresh / "current").exists()
+    assert cli(sshd, fresh, pkgs["unsigned"], "--insecure").returncode == 0 and active_health(fresh) == (True, "v3")
+
+
 def test_ssh_failure_is_one_line(sshd, pkgs, tmp_path):
     base = deploy_argv(sshd, tmp_path / "root", pkgs["v1"])
     base[base.index("--port") + 1] = "1"  # nothing listens there

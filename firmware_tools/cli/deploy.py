@@ -72,6 +72,11 @@ def _echo_status(dest: str, s: dict[str, Any]) -> None:
     show_default=True,
     help="MiB to leave free on the device beyond what the deploy writes; checked before copying.",
 )
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Let a device without a trusted key take the package unchecked (it refuses it otherwise).",
+)
 @click.option("--rollback", is_flag=True, help="Switch the device back to its other slot (health-checked).")
 @click.option("--status", is_flag=True, help="Show the device's slots, active version and recent history.")
 @click.option("--service", is_flag=True, help="Also write the systemd unit (and camera loop) into the device root.")
@@ -94,6 +99,7 @@ def deploy_cmd(
     pubkey: Path | None,
     allow_downgrade: bool,
     reserve_mib: float,
+    insecure: bool,
     rollback: bool,
     status: bool,
     service: bool,
@@ -148,7 +154,9 @@ def deploy_cmd(
     if len(args) == 2:
         package = Path(args[0])
         local = load_package(package, pubkey)  # fail here, before anything is copied
-        r = results["deploy"] = remote.deploy(target, package, pubkey, allow_downgrade, int(reserve_mib * (1 << 20)))
+        r = results["deploy"] = remote.deploy(
+            target, package, pubkey, allow_downgrade, int(reserve_mib * (1 << 20)), insecure
+        )
         if not as_json:
             click.echo(
                 f"{dest}: version {local.version} active in slot {r['active']} (health check passed; "
