@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from sdk.errors import CaptureError, ImageError
-from sdk.image import read_image, to_bgr
+from sdk.image import opencv_quiet, read_image, to_bgr
 from sdk.types import PiFormat
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+
@@ -319,17 +319,12 @@ def _quiet_opencv() -> Iterator[None]:
     """Silence OpenCV's own log (a failed open prints several WARN/ERROR lines per backend tried), and FFmpeg's
     below fatal for the process unless the user set ``OPENCV_FFMPEG_LOGLEVEL``, unless this module logs at DEBUG:
     :class:`CaptureError` says what went wrong in one line, and broken frames are skipped and counted."""
-    cv_log = cv2.utils.logging
     if log.isEnabledFor(logging.DEBUG):
         yield
         return
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # read when OpenCV first opens an FFmpeg capture
-    level = cv_log.getLogLevel()
-    cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)
-    try:
+    with opencv_quiet():
         yield
-    finally:
-        cv_log.setLogLevel(level)
 
 
 def _mask_credentials(url: str) -> str:

@@ -83,7 +83,7 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
 
 
 @contextlib.contextmanager
-def _opencv_quiet() -> Iterator[None]:
+def opencv_quiet() -> Iterator[None]:
     """OpenCV's own log off for one call (a truncated BMP makes imdecode print an ``[ERROR]`` line to stderr: the
     ImageError raised instead says it in one line)."""
     cv_log = cv2.utils.logging
@@ -117,7 +117,7 @@ def read_image(path: str | Path) -> np.ndarray:
     img = None
     if data.size:
         try:
-            with _opencv_quiet():
+            with opencv_quiet():
                 img = cv2.imdecode(data, cv2.IMREAD_COLOR)
         except cv2.error as e:  # OPENCV_IO_MAX_IMAGE_PIXELS exceeded, or a decoder that gave up loudly
             raise ImageError(f"image {p} cannot be decoded ({_cv_reason(e)}); over {MAX_IMAGE_PIXELS} pixels?") from e

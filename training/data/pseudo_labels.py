@@ -129,6 +129,19 @@ def _boxes(
     return boxes
 
 
+def _kept_read(teacher: Teacher, crop: np.ndarray, region: str, min_score: float) -> tuple[str | None, float]:
+    """The teacher's read of ``crop`` as a plate text of ``region`` and its score; None for the text when it fits
+    no format or scores below ``min_score``."""
+    read, score = teacher(crop)
+    text = plate_text(read, region)
+    return (text if text is not None and score >= min_score else None), score
+
+
+def _write_crop(path: Path, crop: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
 def pseudo_label(
     scenes_dir: str | Path,
     out_dir: str | Path,
@@ -172,13 +185,11 @@ def pseudo_label(
             if crop.size == 0:
                 continue
             seen += 1
-            read, score = teacher(crop)
-            text = plate_text(read, region)
-            if text is None or score < min_score:
+            text, score = _kept_read(teacher, crop, region, min_score)
+            if text is None:
                 continue
             rel = Path(region) / f"{i:05d}_{j}.jpg"
-            (out / rel.parent).mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            _write_crop(out / rel, crop)
             note = f"{teacher_name} {score:.2f} on {frame.path.name}"
             rows.append((rel.as_posix(), text, region, note))
             scene_rows.append((frame.path.resolve(), text, region, *corners.ravel().tolist(), note))
@@ -218,17 +229,15 @@ def label_crops(
             log.warning("skipped: %s", e)
             continue
         seen += 1
-        read, score = teacher(crop)
-        text = plate_text(read, region)
-        if text is None or score < min_score:
+        text, score = _kept_read(teacher, crop, region, min_score)
+        if text is None:
             continue
         if agree is not None:
             second = agree.recognize(crop, region)
             if text not in [second.text, *(c.text for c in second.candidates[:top_k])]:
                 continue
         rel = Path(region) / f"{i:05d}.jpg"
-        (out / rel.parent).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(out / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        _write_crop(out / rel, crop)
         rows.append((rel.as_posix(), text, region, f"{teacher_name} {score:.2f} on {row.path.name}"))
     write_labels(out, rows)
     return len(rows), seen
