@@ -70,12 +70,16 @@ class PlateRead:
     candidates: tuple[Candidate, ...]
     region: str | None
     recognizer: str
+    # Every region of the recogniser whose formats the text fits. Without a ``region`` given, a latin read such as
+    # ABC1234 fits us and br alike: ``region`` is then the first of these, and this says that it is a guess.
+    fits: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "confidence": round(self.confidence, 4),
             "region": self.region,
+            "fits": list(self.fits),
             "box": [round(float(v), 1) for v in self.box],
             "corners": None if self.corners is None else np.round(self.corners, 1).tolist(),
             "detection_score": round(self.detection_score, 4),
@@ -231,9 +235,10 @@ class Pipeline:
         m = rec.manifest
         region = self.region or (m.regions[0] if len(m.regions) == 1 else None)
         read = decode(logits, m.alphabet, m.blank_index, region=region, top_n=self.top_n)
+        fits = tuple(r for r in m.regions if match_format(read.text, r))
         if read.format is None:  # no template given or none matched: name a region whose formats the read fits
-            region = next((r for r in m.regions if match_format(read.text, r)), None)
-        return PlateRead((0, 0, 0, 0), None, 0.0, read.text, read.confidence, read.candidates, region, m.name)
+            region = fits[0] if fits else None
+        return PlateRead((0, 0, 0, 0), None, 0.0, read.text, read.confidence, read.candidates, region, m.name, fits)
 
     def process(
         self,

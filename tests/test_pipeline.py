@@ -262,6 +262,18 @@ def test_shipped_models_read_the_sample_drive():
 
 
 @needs_shipped_detector
+def test_a_read_says_every_region_it_fits_and_a_given_region_decides():
+    """The sample drive's plate (GOX7133, a Brazilian old-format plate) fits the us, br and eu formats alike: without
+    a region the read names the first and lists them all in ``fits``; with ``region="br"`` it is br."""
+    frame = read_image(read_scenes(DRIVE)[5].path)
+    (plate,) = Pipeline("detector", ["latin"]).process(frame).plates
+    assert plate.region == plate.fits[0] and {"us", "br"} <= set(plate.fits)
+    assert plate.to_dict()["fits"] == list(plate.fits)
+    (plate,) = Pipeline("detector", ["latin"], region="br").process(frame).plates
+    assert plate.region == "br" and "br" in plate.fits
+
+
+@needs_shipped_detector
 def test_each_plate_is_read_at_several_margins_and_the_best_read_wins():
     """Reading every margin (no early acceptance) gives each plate the best of the one-margin pipelines' reads;
     accepting at 0 stops at the first margin whose read fits a format."""
