@@ -109,4 +109,11 @@ def test_every_shipped_config_validates():
         for c in [cfg, *(row.config for row in getattr(cfg, "rows", ()) if row.init is None)]:
             init = getattr(c, "init", None)  # a kept run it starts from ships with the repo (not one made in runs/)
             if init and Path(init).is_relative_to(REPO / "checkpoints"):
-                assert (Path(init) / "final.weights.h5").is_file(), f"{path.name}: no weights in {init}"
+                if config_kind(path) == "detector":  # a detector run keeps one set of weights per stage
+                    from training.train_detector import stage_weights
+
+                    kept = load_detector_config(Path(init) / "config.yaml")
+                    weights = [stage_weights(kept, Path(init), stage) for stage in ("proposal", "corners")]
+                else:
+                    weights = [Path(init) / "final.weights.h5"]
+                assert all(w.is_file() for w in weights), f"{path.name}: no weights in {init}"
