@@ -8,7 +8,7 @@
 The result is a run folder like any other, so ``lpr-sdk quantize`` exports it.
 
     lpr-sdk train average checkpoints/latin_more runs/adapt_latin --out runs/adapt_latin_wise --alpha 0.5
-    lpr-sdk train average checkpoints/cn_v3 runs/cn_splice runs/cn_soup/v3_s1 --out runs/cn_soup3
+    lpr-sdk train average runs/cn_v3 runs/cn_splice runs/cn_soup/v3_s1 --out runs/cn_soup3
 """
 
 from __future__ import annotations
