@@ -16,14 +16,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from sdk.errors import LprError
 from sdk.types import Split
 
-SPLITS: tuple[str, ...] = ("all", "train", "test", "fit", "val")
+SPLITS: tuple[str, ...] = get_args(Split)  # for argument choices
 TEST_PERCENT = 25
 VAL_PERCENT = 20  # of the train split's texts
 
